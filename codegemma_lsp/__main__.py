@@ -1,0 +1,3 @@
+from codegemma_lsp.cli import main
+
+raise SystemExit(main())

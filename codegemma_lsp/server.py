@@ -1,0 +1,440 @@
+"""The language server: thin LSP handlers over the documents, settings and engine.
+
+This is the only module that imports pygls. Fast handlers (document sync)
+mutate state on the event loop; completions take a snapshot and run on the
+inference thread, where the newest request for a document cancels the older.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
+
+from codegemma_lsp import __version__
+from codegemma_lsp.completion import CompletionOutcome, CompletionQuery, run_completion
+from codegemma_lsp.config import Settings, SettingsSources, client_layer
+from codegemma_lsp.documents import Document, DocumentStore, PositionEncoding, TextChange
+from codegemma_lsp.engine.host import HostStatus, ModelHost
+from codegemma_lsp.engine.worker import InferenceWorker
+from codegemma_lsp.privacy import is_secret_path
+from codegemma_lsp.stats import Stats
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "codegemma.accept"
+STATUS_NOTIFICATION = "codegemma/status"
+STATS_REQUEST = "codegemma/stats"
+
+_SERVER_NOT_INITIALIZED = -32002
+_INVALID_REQUEST = -32600
+_PARSE_ERROR = -32700
+
+
+@dataclass(frozen=True)
+class _UnreadableRequest:
+    """A request whose params did not match the method's schema."""
+
+    id: Any
+    method: str
+    error: JsonRpcException
+
+
+class CodeGemmaProtocol(LanguageServerProtocol):
+    """Fills the protocol gaps pygls leaves: requests before ``initialize`` and after
+    ``shutdown``, and requests with malformed params (pygls only logs those)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and "method" in data:
+                return _UnreadableRequest(data["id"], str(data["method"]), exc)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        msg_id = getattr(message, "id", None)
+        if isinstance(message, _UnreadableRequest):
+            if self._workspace is None and method != types.INITIALIZE:
+                self._send_error(msg_id, _SERVER_NOT_INITIALIZED, "server not initialized")
+            else:
+                log.warning("%s: invalid params (%s)", method, message.error)
+                self._send_error(msg_id, message.error.code, f"invalid params for {method}")
+            return
+        is_request = method is not None and msg_id is not None
+        if is_request and method != types.INITIALIZE and self._workspace is None:
+            self._send_error(msg_id, _SERVER_NOT_INITIALIZED, "server not initialized")
+            return
+        if is_request and self._shutdown and method != types.EXIT:
+            self._send_error(msg_id, _INVALID_REQUEST, "server is shutting down")
+            return
+        super().handle_message(message)
+
+    def _send_error(self, msg_id: Any, code: int, message: str) -> None:
+        self._send_data(
+            {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
+        )
+
+
+class CodeGemmaServer(LanguageServer):
+    def __init__(self, command_line: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            "codegemma-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=CodeGemmaProtocol,
+        )
+        self.sources = SettingsSources(command_line=command_line or {})
+        self.settings = Settings()
+        self.documents = DocumentStore()
+        self.worker = InferenceWorker()
+        self.host = ModelHost(self.worker, self._on_host_status)
+        self.stats = Stats()
+        self.root_path: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: dict[str, asyncio.Task[Any]] = {}
+        self._progress_token: str | None = None
+        self._load_task: asyncio.Future[None] | None = None
+        self._bad_message_reported = False
+
+    # ----- settings and model -------------------------------------------------
+
+    def apply_settings(self) -> None:
+        """Resolve all sources; tell the user about bad values; reload the model if it changed."""
+        settings, problems = self.sources.resolve()
+        previous = self.host.settings
+        self.settings = settings
+        for problem in problems:
+            log.warning("%s", problem)
+            self.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
+        if previous != settings.model:
+            self.start_loading()
+
+    def start_loading(self) -> None:
+        self._load_task = asyncio.ensure_future(self._load_with_progress())
+
+    async def _load_with_progress(self) -> None:
+        window = self.client_capabilities.window
+        if window is not None and window.work_done_progress:
+            token = f"codegemma-load-{uuid.uuid4()}"
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
+            except Exception as exc:  # progress is a nicety; loading goes on without it
+                log.debug("no progress token: %s", exc)
+            else:
+                self.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(title="codegemma-lsp", message="loading the model"),
+                )
+                self._progress_token = token
+        self.host.load(self.settings.model)
+
+    def _on_host_status(self, status: HostStatus) -> None:
+        # Called from the inference thread: hop onto the event loop to write.
+        if self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._publish_status, status)
+
+    def _publish_status(self, status: HostStatus) -> None:
+        self.protocol.notify(
+            STATUS_NOTIFICATION,
+            {"state": status.state, "model": status.model, "message": status.message},
+        )
+        token = self._progress_token
+        if token is not None and status.state != "loading":
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=status.state))
+            self._progress_token = None
+        if status.state == "error":
+            log.error("model load failed: %s", status.message)
+            self.show(types.MessageType.Error, f"codegemma-lsp: {status.message}")
+
+    def show(self, kind: types.MessageType, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    # ----- documents ------------------------------------------------------------
+
+    def relative_path(self, uri: str) -> str | None:
+        path = to_fs_path(uri)
+        if path is None:
+            return None
+        if self.root_path:
+            rel = os.path.relpath(path, self.root_path)
+            if not rel.startswith(".."):
+                return rel.replace(os.sep, "/")
+        return os.path.basename(path)
+
+    def open_document(self, item: types.TextDocumentItem) -> None:
+        # Huge or binary documents are kept (edits must still apply) but never parsed.
+        parse = (
+            len(item.text) <= self.settings.completion.max_file_bytes and "\x00" not in item.text
+        )
+        self.documents.open(
+            item.uri, item.text, language_id=item.language_id, version=item.version, parse=parse
+        )
+
+    def change_document(self, params: types.DidChangeTextDocumentParams) -> None:
+        document = self.documents.get(params.text_document.uri)
+        if document is None:
+            log.warning("didChange for a document that is not open")
+            return
+        changes = []
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start = (change.range.start.line, change.range.start.character)
+                end = (change.range.end.line, change.range.end.character)
+                changes.append(TextChange(start, end, change.text))
+            else:
+                changes.append(TextChange(None, None, change.text))
+        clamped = document.apply_changes(changes, version=params.text_document.version)
+        if clamped:
+            log.warning("didChange: %d range(s) past the end of the document were clamped", clamped)
+
+    # ----- completion --------------------------------------------------------------
+
+    def completion_refusal(self, document: Document | None) -> str | None:
+        """Why this document gets no completion, or None."""
+        if document is None:
+            return "document not open"
+        if is_secret_path(to_fs_path(document.uri) or document.uri):
+            return "secret file"
+        if len(document.text) > self.settings.completion.max_file_bytes:
+            return "file too large"
+        if "\x00" in document.text:
+            return "binary file"
+        return None
+
+    async def complete(self, uri: str, position: types.Position) -> CompletionOutcome | None:
+        """Run the pipeline for ``uri``; a newer call for the same document cancels this one."""
+        started = time.perf_counter()
+        previous = self._inflight.get(uri)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        current = asyncio.current_task()
+        if current is not None:
+            self._inflight[uri] = current
+        try:
+            document = self.documents.get(uri)
+            refusal = self.completion_refusal(document)
+            backend = self.host.backend
+            if refusal is not None or backend is None or document is None:
+                log.debug("no completion: %s", refusal or f"model {self.host.status.state}")
+                return None
+            offset = document.offset_at(position.line, position.character)
+            snapshot = document.snapshot()
+            query = CompletionQuery(
+                text=snapshot.text,
+                cursor=offset,
+                language=snapshot.language,
+                tree=snapshot.tree,
+                path=self.relative_path(uri),
+            )
+            settings = self.settings
+            future, token = self.worker.submit(
+                uri, lambda cancel: run_completion(backend, query, settings, cancel)
+            )
+            try:
+                outcome = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                token.cancel()
+                raise
+            self._log_outcome(outcome, started)
+            if outcome.cancelled:
+                # Superseded on the worker side before this task saw a cancel.
+                raise asyncio.CancelledError
+            self.stats.record_latency((time.perf_counter() - started) * 1000)
+            return outcome
+        finally:
+            if self._inflight.get(uri) is current:
+                del self._inflight[uri]
+
+    def _log_outcome(self, outcome: CompletionOutcome, started: float) -> None:
+        generation = outcome.generation
+        stages = " ".join(f"{k}_ms={v:.1f}" for k, v in outcome.timings_ms.items())
+        log.info(
+            "completion scope=%s prompt_tokens=%s evaluated=%s generated=%s stop=%s chars=%d "
+            "%s total_ms=%.1f",
+            outcome.plan.scope if outcome.plan else "none",
+            generation.prompt_tokens if generation else 0,
+            generation.evaluated_tokens if generation else 0,
+            generation.generated_tokens if generation else 0,
+            generation.stop_reason if generation else "-",
+            len(outcome.text),
+            stages,
+            (time.perf_counter() - started) * 1000,
+        )
+        if self.settings.log.code and outcome.plan is not None:
+            log.info("completion text: %r", outcome.text)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # Called for messages that never reached a handler, such as broken JSON.
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError) or (
+            isinstance(error, JsonRpcException) and error.code == _PARSE_ERROR
+        ):
+            log.warning("malformed JSON-RPC message dropped: %s", error)
+            self.protocol._send_data(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": _PARSE_ERROR, "message": f"parse error: {error}"},
+                }
+            )
+        else:
+            log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
+        if not self._bad_message_reported:
+            self._bad_message_reported = True
+            self.show(
+                types.MessageType.Warning,
+                "codegemma-lsp: a message could not be handled; see the log",
+            )
+
+
+def _inline_item(
+    document: Document, position: types.Position, text: str
+) -> types.InlineCompletionItem:
+    # The range starts and ends at the cursor: VS Code and Neovim then render the
+    # whole insert text as ghost text after the cursor.
+    return types.InlineCompletionItem(
+        insert_text=text,
+        range=types.Range(start=position, end=position),
+        command=types.Command(
+            title="Accept",
+            command=ACCEPT_COMMAND,
+            arguments=[{"uri": document.uri, "chars": len(text)}],
+        ),
+    )
+
+
+def _completion_item(
+    document: Document, position: types.Position, text: str
+) -> types.CompletionItem:
+    # Completion UIs filter by the word before the cursor, so the edit replaces that
+    # word with the word plus the completion, and the filter text starts with it.
+    offset = document.offset_at(position.line, position.character)
+    start = offset
+    while start > 0 and (document.text[start - 1].isalnum() or document.text[start - 1] == "_"):
+        start -= 1
+    word = document.text[start:offset]
+    start_line, start_char = document.position_at(start)
+    label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
+    return types.CompletionItem(
+        label=label[:80],
+        kind=types.CompletionItemKind.Text,
+        detail="codegemma",
+        insert_text_format=types.InsertTextFormat.PlainText,
+        filter_text=word + text,
+        sort_text="0",
+        preselect=True,
+        text_edit=types.TextEdit(
+            range=types.Range(
+                start=types.Position(line=start_line, character=start_char), end=position
+            ),
+            new_text=word + text,
+        ),
+        command=types.Command(
+            title="Accept",
+            command=ACCEPT_COMMAND,
+            arguments=[{"uri": document.uri, "chars": len(text)}],
+        ),
+    )
+
+
+def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer:
+    server = CodeGemmaServer(command_line)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CodeGemmaServer, params: types.InitializeParams) -> None:
+        ls.root_path = ls.workspace.root_path
+        encoding = ls.workspace.position_encoding
+        ls.documents.encoding = PositionEncoding(getattr(encoding, "value", encoding) or "utf-16")
+        layer, problems = client_layer(params.initialization_options)
+        ls.sources.initialization = layer
+        for problem in problems:
+            log.warning("%s", problem)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: CodeGemmaServer, params: types.InitializedParams) -> None:
+        ls._loop = asyncio.get_running_loop()
+        ls.apply_settings()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: CodeGemmaServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        layer, problems = client_layer(params.settings)
+        for problem in problems:
+            ls.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
+        ls.sources.workspace = layer
+        ls.apply_settings()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CodeGemmaServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.open_document(params.text_document)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CodeGemmaServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.change_document(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: CodeGemmaServer, params: types.DidSaveTextDocumentParams) -> None:
+        log.debug("saved %s", ls.relative_path(params.text_document.uri))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.worker.cancel(params.text_document.uri)
+        ls.documents.close(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: CodeGemmaServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        outcome = await ls.complete(params.text_document.uri, params.position)
+        document = ls.documents.get(params.text_document.uri)
+        if outcome is None or not outcome.text or document is None:
+            return types.InlineCompletionList(items=[])
+        ls.stats.shown += 1
+        return types.InlineCompletionList(
+            items=[_inline_item(document, params.position, outcome.text)]
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
+    async def completion(
+        ls: CodeGemmaServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        outcome = await ls.complete(params.text_document.uri, params.position)
+        document = ls.documents.get(params.text_document.uri)
+        if outcome is None or not outcome.text or document is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        ls.stats.shown += 1
+        # Incomplete: the next keystroke must ask again rather than filter a stale list.
+        return types.CompletionList(
+            is_incomplete=True, items=[_completion_item(document, params.position, outcome.text)]
+        )
+
+    @server.command(ACCEPT_COMMAND)
+    def accept(ls: CodeGemmaServer, *args: Any) -> None:
+        ls.stats.accepted += 1
+
+    @server.feature(STATS_REQUEST)
+    def stats(ls: CodeGemmaServer, params: Any) -> dict[str, Any]:
+        return ls.stats.summary()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: CodeGemmaServer, params: None) -> None:
+        ls.worker.cancel_all()
+        for task in list(ls._inflight.values()):
+            task.cancel()
+        ls.host.close()
+
+    return server

@@ -1,0 +1,262 @@
+"""What the text around the cursor says about where a completion may end.
+
+Truncation needs to know which block the cursor is in: inside a function a
+completion may run on through several statements and close inner blocks, but it
+must end where that function ends; in a class body or at the top level it ends
+with the definition it opened. Indentation and the header lines above the
+cursor answer this for any language, even while the document around the
+cursor is broken; a parse of an unfinished function at the end of a file does
+not (tree-sitter's recovery often leaves no function node there).
+
+A *header* is a line above the cursor, less indented than everything after it
+up to the cursor, so the cursor is inside the block it opens (or continues).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from codegemma_lsp.syntax.trunc_lexer import CLOSER_OF, LexRules
+
+HeaderKind = Literal["function", "container", "control"]
+
+# Languages whose blocks are made by indentation rather than brackets.
+INDENT_LANGUAGES = frozenset({"python"})
+
+CLAUSE_WORDS = frozenset({"else", "elif", "except", "finally", "catch"})
+_CONTROL_WORDS = frozenset(
+    {
+        "if", "for", "while", "do", "switch", "try", "match", "loop", "unsafe", "select",
+        "case", "default", "with", "using", "lock", "foreach", "synchronized", "when",
+        "checked", "unchecked", "fixed", "init", "else", "catch", "finally",
+    }
+)  # fmt: skip
+_CONTAINER_WORDS = frozenset(
+    {
+        "class", "struct", "interface", "enum", "namespace", "impl", "trait", "object",
+        "mod", "module", "union", "record", "extension", "extern", "protocol",
+    }
+)  # fmt: skip
+_FUNCTION_WORDS = frozenset({"def", "fn", "func", "fun", "function", "sub", "proc"})
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_LABEL = re.compile(r"(?:case\b.*|default|[A-Za-z_]\w*)\s*:$")
+# A line ending so continues onto the next: it cannot start a statement.
+_CONTINUES = ("\\", ",", "(", "[", "=", "+", "-", "*", "/", "%", "&", "|", "^", "<", ">", ".", "?")
+
+
+def indentation(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def first_word(text: str) -> str:
+    match = _WORD.match(text)
+    return match.group() if match else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Syntax:
+    """How truncation reads one language."""
+
+    name: str
+    lex: LexRules
+    indent_blocks: bool
+
+    def is_comment(self, stripped: str) -> bool:
+        lc = self.lex.line_comment
+        if lc and stripped.startswith(lc):
+            return True
+        bc = self.lex.block_comment
+        return bc is not None and (
+            stripped.startswith(bc[0]) or stripped.startswith(bc[1]) or stripped.startswith("*")
+        )
+
+    def is_clause(self, stripped: str) -> bool:
+        """A line that continues the statement before it (``else:``, ``} catch {``)."""
+        return stripped[:1] in ")]}" or first_word(stripped) in CLAUSE_WORDS
+
+    def is_ignorable(self, stripped: str) -> bool:
+        """Blank, comment, preprocessor or attribute lines, and labels: never headers."""
+        if not stripped or self.is_comment(stripped):
+            return True
+        if self.indent_blocks:
+            return stripped.startswith("@")
+        return stripped.startswith("#") or bool(_LABEL.match(stripped))
+
+    def opens_block(self, stripped: str) -> bool:
+        code = self.lex.code_end(stripped)
+        return code.endswith(":") if self.indent_blocks else code.endswith("{")
+
+    def kind_of(self, stripped: str) -> HeaderKind:
+        if self.indent_blocks:
+            word = first_word(stripped)
+            if word == "async":
+                word = first_word(stripped[5:].lstrip())
+            if word == "def":
+                return "function"
+            return "container" if word == "class" else "control"
+        if stripped.startswith("}"):
+            return "control"
+        word = first_word(stripped)
+        if word in _FUNCTION_WORDS:
+            return "function"
+        if word in _CONTROL_WORDS:
+            return "control"
+        head = re.split(r"[({=]", stripped, maxsplit=1)[0]
+        if any(w in _CONTAINER_WORDS for w in _WORD.findall(head)):
+            return "container"
+        if "(" in stripped or "=>" in stripped or "->" in stripped:
+            return "function"
+        return "control"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A line above the cursor whose block holds the cursor."""
+
+    offset: int  # where its line starts in the prefix
+    indent: int
+    source: str  # its line(s) as written, with newline(s)
+    kind: HeaderKind
+    opens: bool  # ends with the language's block opener (``:`` or ``{``)
+    startable: bool  # a statement starts there (``else:`` does not)
+
+    def closers(self, lex: LexRules) -> str:
+        """What closes the brackets this header leaves open (for a synthetic tail)."""
+        return "".join(CLOSER_OF[b.char] for b in reversed(lex.open_brackets(self.source)))
+
+
+@dataclass(frozen=True, slots=True)
+class CursorContext:
+    prefix: str
+    suffix: str
+    line_prefix: str  # the cursor's line, up to the cursor
+    rest: str  # the cursor's line after the cursor
+    indent: int  # indentation of the line the completion's content starts on
+    chain: tuple[Header, ...]  # innermost first
+    function: Header | None  # innermost function, unless a container is nearer
+    container: Header | None  # innermost container, when no function encloses the cursor
+    function_depth: int  # brackets open at the cursor since the function's body opened
+
+    @property
+    def at_line_start(self) -> bool:
+        return not self.line_prefix.strip()
+
+    @property
+    def rest_blank(self) -> bool:
+        return not self.rest.strip()
+
+    def next_line(self) -> str | None:
+        """The first non-blank line the suffix puts after the completion, as written."""
+        if not self.rest_blank:
+            return self.line_prefix + self.rest if self.at_line_start else self.rest
+        for line in self.suffix.split("\n", 20)[1:20]:
+            if line.strip():
+                return line
+        return None
+
+
+def cursor_context(
+    prefix: str, suffix: str, content_indent: int | None, syntax: Syntax
+) -> CursorContext:
+    """Read the cursor's surroundings. ``content_indent`` is the indentation of the
+    completion's first line when the cursor sits on a blank line."""
+    row_start = prefix.rfind("\n") + 1
+    line_prefix = prefix[row_start:]
+    newline = suffix.find("\n")
+    rest = suffix if newline < 0 else suffix[:newline]
+    if line_prefix.strip():
+        indent = indentation(line_prefix)
+    elif content_indent is not None:
+        indent = content_indent
+    else:
+        indent = len(line_prefix) + indentation(rest)
+    chain = _chain(prefix, row_start, line_prefix, rest, indent, syntax)
+    function: Header | None = None
+    container: Header | None = None
+    for header in chain:
+        if header.kind == "function":
+            function = header
+            break
+        if header.kind == "container":
+            container = header
+            break
+    depth = 0
+    if function is not None and not syntax.indent_blocks:
+        stack = syntax.lex.open_brackets(prefix[function.offset :])
+        body = next((i for i, b in enumerate(stack) if b.char == "{"), 0)
+        depth = max(1, len(stack) - body)
+    return CursorContext(
+        prefix, suffix, line_prefix, rest, indent, tuple(chain), function, container, depth
+    )
+
+
+def _chain(
+    prefix: str, row_start: int, line_prefix: str, rest: str, indent: int, syntax: Syntax
+) -> list[Header]:
+    chain: list[Header] = []
+    limit = indent
+    stripped = line_prefix.strip()
+    if stripped and not rest.strip() and syntax.opens_block(stripped):
+        chain.append(_header(prefix, row_start, line_prefix, syntax))
+        limit = chain[0].indent
+    end = row_start - 1
+    while end >= 0 and limit > 0:
+        start = prefix.rfind("\n", 0, end) + 1
+        line = prefix[start:end]
+        lead = indentation(line)
+        if lead < limit and line.strip():
+            header = _header_at(prefix, start, line, syntax)
+            if header is not None:
+                chain.append(header)
+                limit = header.indent
+                start = header.offset
+        end = start - 1
+    return chain
+
+
+def _header_at(prefix: str, start: int, line: str, syntax: Syntax) -> Header | None:
+    stripped = line.strip()
+    if syntax.is_ignorable(stripped):
+        return None
+    previous_start, previous = _previous_code_line(prefix, start, syntax)
+    if not syntax.indent_blocks and syntax.lex.code_end(stripped) == "{" and previous is not None:
+        # Allman style: the header is the line above, with its brace.
+        if indentation(previous) == indentation(line):
+            return _header(prefix, previous_start, previous + "\n" + line, syntax)
+    if stripped[0] in ")]}" and not syntax.opens_block(stripped):
+        return None
+    if previous is not None and syntax.lex.code_end(previous).endswith(_CONTINUES):
+        return None  # a continuation line of the statement above
+    return _header(prefix, start, line, syntax)
+
+
+def _header(prefix: str, start: int, source: str, syntax: Syntax) -> Header:
+    stripped = source.strip()
+    first_line = source.split("\n", 1)[0]
+    return Header(
+        offset=start,
+        indent=indentation(first_line),
+        source=source + "\n",
+        kind=syntax.kind_of(stripped),
+        opens=syntax.opens_block(stripped),
+        startable=not syntax.is_clause(stripped),
+    )
+
+
+def _previous_code_line(prefix: str, start: int, syntax: Syntax) -> tuple[int, str | None]:
+    end = start - 1
+    while end >= 0:
+        begin = prefix.rfind("\n", 0, end) + 1
+        line = prefix[begin:end]
+        stripped = line.strip()
+        if stripped and not syntax.is_comment(stripped):
+            return begin, line
+        end = begin - 1
+    return 0, None
+
+
+def is_continued(line: str, syntax: Syntax) -> bool:
+    """Whether ``line`` leaves its statement open for the next line."""
+    return syntax.lex.code_end(line).endswith(_CONTINUES)

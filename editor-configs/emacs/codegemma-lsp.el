@@ -1,0 +1,542 @@
+;;; codegemma-lsp.el --- CodeGemma ghost-text completion through eglot  -*- lexical-binding: t; -*-
+
+;; Version: 0.1.0
+;; Package-Requires: ((emacs "26.3") (eglot "1.9") (jsonrpc "1.0.14"))
+;; Keywords: convenience, languages, tools
+;; URL: https://github.com/codegemma-lsp/codegemma-lsp
+
+;;; Commentary:
+
+;; `codegemma-lsp-mode' shows completions from codegemma-lsp (CodeGemma run
+;; locally by llama.cpp) as grey "ghost text" after point, over eglot's
+;; connection to the server:
+;;
+;;   - after `codegemma-lsp-idle-delay' seconds without typing it asks the
+;;     server for `textDocument/inlineCompletion' (no eglot release has an
+;;     inline-completion UI of its own, hence this file);
+;;   - TAB accepts the ghost text (TAB does what it always did when there is
+;;     none), C-g dismisses it, and so does any edit that does not type the
+;;     ghost text's next characters;
+;;   - the mode line shows whether the model is loading, ready or failed.
+;;
+;; The same completions reach `completion-at-point' (C-M-i, Company, Corfu)
+;; through eglot's own capf, which asks `textDocument/completion'.
+;;
+;; Loading this file adds codegemma-lsp to `eglot-server-programs' for the
+;; major modes in `codegemma-lsp-modes'.  Eglot runs one server per buffer,
+;; so in those modes codegemma-lsp takes the place of another language server.
+;;
+;; Works with eglot 1.9 (Emacs 28, GNU ELPA) up to the eglot built into
+;; Emacs 29, 30 and later; see the "Eglot versions" section below.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'subr-x)
+(require 'eglot)
+(require 'jsonrpc)
+
+(defgroup codegemma-lsp nil
+  "CodeGemma completions from codegemma-lsp, through eglot."
+  :group 'eglot
+  :prefix "codegemma-lsp-")
+
+(defcustom codegemma-lsp-command '("codegemma-lsp")
+  "How to start the server: a program and its arguments.
+It is read whenever eglot starts a server, so a change applies to
+the next \\[eglot] or \\[eglot-reconnect]."
+  :type '(repeat string))
+
+(defcustom codegemma-lsp-model-path nil
+  "The CodeGemma GGUF file, sent as initializationOptions model.path.
+nil leaves the choice to the server (its command line or the
+CODEGEMMA_LSP_MODEL_PATH environment variable)."
+  :type '(choice (const :tag "Server's choice" nil) file))
+
+(defcustom codegemma-lsp-settings nil
+  "Other server settings, a plist sent as initializationOptions.
+For example (:completion (:maxNewTokens 32) :fim (:prefixTokens 512)).
+`codegemma-lsp-model-path', when set, overrides model.path here."
+  :type 'plist)
+
+(defcustom codegemma-lsp-idle-delay 0.3
+  "Seconds without typing before asking for a completion."
+  :type 'number)
+
+(defcustom codegemma-lsp-request-timeout 30
+  "Seconds to wait for a completion before giving up on it."
+  :type 'number)
+
+(defcustom codegemma-lsp-auto-start t
+  "Non-nil means `codegemma-lsp-mode' starts eglot where it is not running."
+  :type 'boolean)
+
+(defcustom codegemma-lsp-modes
+  '((python-mode . "python") (python-ts-mode . "python")
+    (js-mode . "javascript") (js-ts-mode . "javascript")
+    (js2-mode . "javascript") (rjsx-mode . "javascriptreact")
+    (typescript-mode . "typescript") (typescript-ts-mode . "typescript")
+    (tsx-ts-mode . "typescriptreact")
+    (go-mode . "go") (go-ts-mode . "go")
+    (java-mode . "java") (java-ts-mode . "java")
+    (c-mode . "c") (c-ts-mode . "c")
+    (c++-mode . "cpp") (c++-ts-mode . "cpp")
+    (csharp-mode . "csharp") (csharp-ts-mode . "csharp")
+    (kotlin-mode . "kotlin") (kotlin-ts-mode . "kotlin")
+    (rust-mode . "rust") (rust-ts-mode . "rust") (rustic-mode . "rust"))
+  "Major modes served by codegemma-lsp, each with its LSP language id.
+Changing it takes effect after `codegemma-lsp-register'."
+  :type '(alist :key-type symbol :value-type string))
+
+(defface codegemma-lsp-ghost-face '((t :inherit shadow))
+  "Face of the ghost text.")
+
+
+;;; The server
+
+(defclass codegemma-lsp-server (eglot-lsp-server) ()
+  :documentation "An eglot connection to codegemma-lsp.")
+
+(defvar codegemma-lsp--statuses (make-hash-table :test #'eq :weakness 'key)
+  "The last `codegemma/status' of each server: a plist (:state :model :message).")
+
+(defun codegemma-lsp--contact (&optional _interactive _project)
+  "The eglot contact for codegemma-lsp, read at each server start."
+  (cons 'codegemma-lsp-server codegemma-lsp-command))
+
+(defun codegemma-lsp-register ()
+  "Add codegemma-lsp to `eglot-server-programs' for `codegemma-lsp-modes'.
+One entry serves every mode, so a project runs one server (one
+model in memory) for all its languages."
+  (interactive)
+  (codegemma-lsp-unregister)
+  (push (cons (mapcar (lambda (entry) (list (car entry) :language-id (cdr entry)))
+                      codegemma-lsp-modes)
+              #'codegemma-lsp--contact)
+        eglot-server-programs))
+
+(defun codegemma-lsp-unregister ()
+  "Remove codegemma-lsp from `eglot-server-programs'."
+  (interactive)
+  (setq eglot-server-programs
+        (cl-remove #'codegemma-lsp--contact eglot-server-programs :key #'cdr)))
+
+(defun codegemma-lsp--plist-merge (base overrides)
+  "BASE with the keys of OVERRIDES set, recursively for plist values."
+  (let ((merged (copy-sequence base)))
+    (cl-loop for (key value) on overrides by #'cddr
+             for old = (plist-get merged key)
+             do (setq merged
+                      (plist-put merged key
+                                 (if (and (consp old) (keywordp (car old))
+                                          (consp value) (keywordp (car value)))
+                                     (codegemma-lsp--plist-merge old value)
+                                   value))))
+    merged))
+
+(defun codegemma-lsp--initialization-options ()
+  "The initializationOptions object sent to the server."
+  (let ((options (codegemma-lsp--plist-merge
+                  codegemma-lsp-settings
+                  (and codegemma-lsp-model-path
+                       (list :model (list :path (expand-file-name
+                                                 codegemma-lsp-model-path)))))))
+    ;; An empty plist would go out as JSON null.
+    (or options (make-hash-table))))
+
+(cl-defmethod eglot-initialization-options ((_server codegemma-lsp-server))
+  "Send `codegemma-lsp-settings' and `codegemma-lsp-model-path'."
+  (codegemma-lsp--initialization-options))
+
+(cl-defmethod eglot-handle-notification
+  ((server eglot-lsp-server) (_method (eql codegemma/status))
+   &key state model message &allow-other-keys)
+  "Keep the server's model STATE, MODEL and MESSAGE for the mode line."
+  (puthash server (list :state state :model model :message message)
+           codegemma-lsp--statuses)
+  (force-mode-line-update t))
+
+;; Eglot before 1.16 keeps one language id per server, the one of the buffer
+;; that started it, and would open a .js file as "python" in a project whose
+;; server a Python buffer started.  Its `eglot--language-id' is a slot
+;; accessor, hence generic: answer per buffer for this server class.
+;; Eglot 1.16+ (`eglot--languageId') reads the per-mode ids by itself.
+(when (and (not (fboundp 'eglot--languageId))
+           (fboundp 'eglot--language-id)
+           (cl-generic-p 'eglot--language-id))
+  (cl-defmethod eglot--language-id ((_server codegemma-lsp-server))
+    (or (codegemma-lsp--language-id major-mode) (cl-call-next-method))))
+
+(defun codegemma-lsp--language-id (mode)
+  "The LSP language id of major MODE, or nil."
+  (cl-loop for (candidate . id) in codegemma-lsp-modes
+           when (provided-mode-derived-p mode candidate) return id))
+
+(defun codegemma-lsp--capable-p (&rest feats)
+  "Whether the current server has capability FEATS (a path of keywords)."
+  ;; Renamed in eglot 1.16; the old name is an obsolete alias there.
+  (with-no-warnings
+    (if (fboundp 'eglot-server-capable)
+        (apply #'eglot-server-capable feats)
+      (apply #'eglot--server-capable feats))))
+
+(defun codegemma-lsp--server ()
+  "The eglot server of this buffer when it can do inline completion."
+  (and (bound-and-true-p eglot--managed-mode)
+       (let ((server (eglot-current-server)))
+         (and server
+              (jsonrpc-running-p server)
+              (codegemma-lsp--capable-p :inlineCompletionProvider)
+              server))))
+
+
+;;; Ghost text
+
+(cl-defstruct (codegemma-lsp--ghost (:constructor codegemma-lsp--make-ghost)
+                                    (:copier nil))
+  "A completion shown after point."
+  overlay  ; empty overlay at point whose after-string is the ghost text
+  anchor   ; marker where the ghost starts; stays before text typed there
+  text     ; what accepting inserts at the anchor
+  end      ; marker: end of the text the item replaces (not before anchor)
+  command  ; the item's LSP Command, run on accept
+  server
+  size     ; `buffer-size' when shown, to tell typing from other edits
+  tick)    ; `buffer-chars-modified-tick' when shown
+
+(defvar codegemma-lsp-mode)
+
+(defvar-local codegemma-lsp--current nil
+  "The `codegemma-lsp--ghost' shown in this buffer, or nil.")
+
+(defvar-local codegemma-lsp--timer nil
+  "The idle timer of the next request, or nil.")
+
+(defvar-local codegemma-lsp--request-seq 0
+  "Number of the newest request; replies to older ones are stale.")
+
+(defvar-local codegemma-lsp--last-tick nil
+  "`buffer-chars-modified-tick' after the previous command.")
+
+(defvar-local codegemma-lsp--last-reply nil
+  "(SEQ . RESULT) of the latest reply, stale or not; for debugging and tests.")
+
+(defun codegemma-lsp-visible-p ()
+  "Whether ghost text is shown in this buffer."
+  (and codegemma-lsp--current t))
+
+(defun codegemma-lsp-ghost-text ()
+  "The ghost text shown in this buffer, or nil."
+  (and codegemma-lsp--current (codegemma-lsp--ghost-text codegemma-lsp--current)))
+
+(defun codegemma-lsp--clear ()
+  "Remove the ghost text, if any."
+  (when-let ((ghost codegemma-lsp--current))
+    (setq codegemma-lsp--current nil)
+    (delete-overlay (codegemma-lsp--ghost-overlay ghost))
+    (set-marker (codegemma-lsp--ghost-anchor ghost) nil)
+    (set-marker (codegemma-lsp--ghost-end ghost) nil)))
+
+(defun codegemma-lsp--render (ghost)
+  "Show GHOST's text after its anchor, in the selected window only."
+  (let* ((overlay (codegemma-lsp--ghost-overlay ghost))
+         (anchor (codegemma-lsp--ghost-anchor ghost))
+         (text (propertize (codegemma-lsp--ghost-text ghost)
+                           'face 'codegemma-lsp-ghost-face)))
+    ;; Without it the cursor would be drawn after the ghost text.
+    (put-text-property 0 1 'cursor t text)
+    (move-overlay overlay anchor anchor)
+    (overlay-put overlay 'after-string text)
+    (overlay-put overlay 'window (selected-window))
+    (overlay-put overlay 'codegemma-lsp t)))
+
+(defun codegemma-lsp--items (result)
+  "The items of an inlineCompletion RESULT (a list object, an array or null)."
+  (cond ((vectorp result) result)
+        ((and (consp result) (plist-member result :items))
+         (plist-get result :items))
+        (t [])))
+
+(defun codegemma-lsp--insert-text (item)
+  "ITEM's insertText: a string, or the value of a StringValue snippet."
+  (let ((text (plist-get item :insertText)))
+    (if (stringp text) text (or (plist-get text :value) ""))))
+
+(defun codegemma-lsp--show (server result)
+  "Show the first item of SERVER's inlineCompletion RESULT at point."
+  (codegemma-lsp--clear)
+  (let* ((items (codegemma-lsp--items result))
+         (item (and (> (length items) 0) (aref items 0))))
+    (when item
+      (let* ((text (codegemma-lsp--insert-text item))
+             (range (plist-get item :range))
+             (beg (if range (eglot--lsp-position-to-point (plist-get range :start)) (point)))
+             (end (if range (eglot--lsp-position-to-point (plist-get range :end)) (point)))
+             (typed (and (<= beg (point))
+                         (buffer-substring-no-properties beg (point)))))
+        ;; A range that starts before point replaces what was typed there,
+        ;; which the insert text must then start with; the rest is the ghost.
+        (when (and typed (string-prefix-p typed text)
+                   (> (length text) (length typed)))
+          (setq codegemma-lsp--current
+                (codegemma-lsp--make-ghost
+                 :overlay (make-overlay (point) (point) nil t nil)
+                 :anchor (copy-marker (point))
+                 :text (substring text (length typed))
+                 :end (copy-marker (max end (point)) t)
+                 :command (plist-get item :command)
+                 :server server
+                 :size (buffer-size)
+                 :tick (buffer-chars-modified-tick)))
+          (codegemma-lsp--render codegemma-lsp--current))))))
+
+(defun codegemma-lsp--follow (ghost)
+  "Keep GHOST after the last command if it typed GHOST's next characters.
+Return non-nil when GHOST is still shown."
+  (let* ((anchor (marker-position (codegemma-lsp--ghost-anchor ghost)))
+         (typed-count (- (point) anchor))
+         (text (codegemma-lsp--ghost-text ghost)))
+    (cond
+     ((and (= typed-count 0)
+           (= (buffer-chars-modified-tick) (codegemma-lsp--ghost-tick ghost)))
+      t)
+     ((and (> typed-count 0)
+           (< typed-count (length text))
+           ;; Only an insertion at the anchor grows the buffer by exactly
+           ;; the distance point moved (electric pairs, reindenting do not).
+           (= (- (buffer-size) (codegemma-lsp--ghost-size ghost)) typed-count)
+           (string-prefix-p (buffer-substring-no-properties anchor (point)) text))
+      (setf (codegemma-lsp--ghost-text ghost) (substring text typed-count)
+            (codegemma-lsp--ghost-size ghost) (buffer-size)
+            (codegemma-lsp--ghost-tick ghost) (buffer-chars-modified-tick))
+      (set-marker (codegemma-lsp--ghost-anchor ghost) (point))
+      (codegemma-lsp--render ghost)
+      t))))
+
+
+;;; Requests
+
+(defun codegemma-lsp--request (&optional invoked)
+  "Ask the server for a completion at point; show it when it comes.
+INVOKED non-nil marks an explicit request rather than one made
+after typing."
+  (when-let ((server (codegemma-lsp--server)))
+    ;; Eglot sends edits on an idle timer of its own: flush them first, so
+    ;; the server completes the text the user sees.
+    (eglot--signal-textDocument/didChange)
+    (let ((buffer (current-buffer))
+          (seq (cl-incf codegemma-lsp--request-seq))
+          (tick (buffer-chars-modified-tick))
+          (pos (point)))
+      (jsonrpc-async-request
+       server :textDocument/inlineCompletion
+       (append (eglot--TextDocumentPositionParams)
+               (list :context (list :triggerKind (if invoked 1 2))))
+       :success-fn
+       (lambda (result)
+         (when (buffer-live-p buffer)
+           (with-current-buffer buffer
+             (setq codegemma-lsp--last-reply (cons seq result))
+             (when (and codegemma-lsp-mode
+                        (= seq codegemma-lsp--request-seq)
+                        (= tick (buffer-chars-modified-tick))
+                        (= pos (point)))
+               (codegemma-lsp--show server result)))))
+       :error-fn
+       (lambda (error)
+         (when (buffer-live-p buffer)
+           (with-current-buffer buffer
+             (setq codegemma-lsp--last-reply (cons seq nil))))
+         ;; -32800: cancelled, as the server does when a newer request comes.
+         (unless (memql (plist-get error :code) '(-32800 -32801))
+           (message "[codegemma-lsp] inline completion failed: %s"
+                    (plist-get error :message))))
+       :timeout-fn #'ignore
+       :timeout codegemma-lsp-request-timeout)
+      seq)))
+
+(defun codegemma-lsp--on-idle (buffer)
+  "The idle timer's job: request a completion if BUFFER is still current."
+  (when (and (buffer-live-p buffer) (eq buffer (current-buffer)))
+    (setq codegemma-lsp--timer nil)
+    (when (and codegemma-lsp-mode (not codegemma-lsp--current))
+      (codegemma-lsp--request))))
+
+(defun codegemma-lsp--schedule ()
+  "Request a completion after `codegemma-lsp-idle-delay' seconds of idleness."
+  (when (timerp codegemma-lsp--timer)
+    (cancel-timer codegemma-lsp--timer))
+  (setq codegemma-lsp--timer
+        (run-with-idle-timer codegemma-lsp-idle-delay nil
+                             #'codegemma-lsp--on-idle (current-buffer))))
+
+(defun codegemma-lsp--post-command ()
+  "Follow or dismiss the ghost text; after an edit, schedule a request."
+  (let* ((tick (buffer-chars-modified-tick))
+         (edited (not (eql tick codegemma-lsp--last-tick))))
+    (setq codegemma-lsp--last-tick tick)
+    (when (eq this-command 'keyboard-quit)
+      ;; C-g also drops a reply still on its way.
+      (cl-incf codegemma-lsp--request-seq))
+    (when (and codegemma-lsp--current
+               (not (codegemma-lsp--follow codegemma-lsp--current)))
+      (codegemma-lsp--clear))
+    (when (and edited (not codegemma-lsp--current))
+      (codegemma-lsp--schedule))))
+
+
+;;; Commands
+
+(defun codegemma-lsp-accept ()
+  "Insert the ghost text and tell the server it was accepted."
+  (interactive)
+  (let ((ghost codegemma-lsp--current))
+    (unless ghost
+      (user-error "No CodeGemma completion is shown"))
+    (let ((anchor (marker-position (codegemma-lsp--ghost-anchor ghost)))
+          (end (marker-position (codegemma-lsp--ghost-end ghost)))
+          (text (codegemma-lsp--ghost-text ghost))
+          (command (codegemma-lsp--ghost-command ghost))
+          (server (codegemma-lsp--ghost-server ghost)))
+      (codegemma-lsp--clear)
+      (goto-char anchor)
+      (delete-region anchor (max anchor end))
+      (insert text)
+      (when (and command (jsonrpc-running-p server))
+        (codegemma-lsp--execute server command)))))
+
+(defun codegemma-lsp--execute (server command)
+  "Run the LSP COMMAND on SERVER without waiting for its result."
+  ;; Not `eglot-execute-command' (obsolete in eglot 1.16) nor `eglot-execute'
+  ;; (new in 1.16): both also wait for the reply.
+  (let ((arguments (plist-get command :arguments)))
+    (jsonrpc-async-request
+     server :workspace/executeCommand
+     (append (list :command (plist-get command :command))
+             (and arguments (list :arguments arguments)))
+     :success-fn #'ignore
+     :error-fn (lambda (error)
+                 (message "[codegemma-lsp] %s failed: %s"
+                          (plist-get command :command) (plist-get error :message)))
+     :timeout-fn #'ignore)))
+
+(defun codegemma-lsp-dismiss ()
+  "Hide the ghost text and drop any completion still on its way."
+  (interactive)
+  (cl-incf codegemma-lsp--request-seq)
+  (codegemma-lsp--clear))
+
+(defun codegemma-lsp-complete ()
+  "Ask for a completion at point now."
+  (interactive)
+  (unless (codegemma-lsp--server)
+    (user-error "No codegemma-lsp server manages this buffer"))
+  (codegemma-lsp--clear)
+  (codegemma-lsp--request t))
+
+(defun codegemma-lsp-stats ()
+  "Show how many completions the server has shown and how many were accepted."
+  (interactive)
+  (let ((server (or (codegemma-lsp--server)
+                    (user-error "No codegemma-lsp server manages this buffer"))))
+    (message "codegemma-lsp: %S"
+             (jsonrpc-request server :codegemma/stats (make-hash-table)))))
+
+
+;;; Mode line
+
+(defun codegemma-lsp-status ()
+  "The last `codegemma/status' of this buffer's server: (:state :model :message)."
+  (let ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server))))
+    (and server (gethash server codegemma-lsp--statuses))))
+
+(defun codegemma-lsp--lighter ()
+  "The mode-line text: \" CG\" and the model state unless it is ready."
+  (let* ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server)))
+         (status (and server (gethash server codegemma-lsp--statuses)))
+         (state (plist-get status :state)))
+    (propertize
+     (concat " CG" (cond ((null server) ":off")
+                         ((null state) ":starting")
+                         ((equal state "ready") "")
+                         (t (concat ":" state))))
+     'help-echo (if status
+                    (format "codegemma-lsp: %s\nmodel: %s\n%s" state
+                            (or (plist-get status :model) "-")
+                            (or (plist-get status :message) ""))
+                  "codegemma-lsp: no server"))))
+
+
+;;; The mode
+
+(defun codegemma-lsp--when-shown (command)
+  "COMMAND while ghost text is shown, else nil (the key's other binding)."
+  (and codegemma-lsp--current command))
+
+(defvar codegemma-lsp-mode-map
+  (let ((map (make-sparse-keymap))
+        (accept '(menu-item "" codegemma-lsp-accept :filter codegemma-lsp--when-shown))
+        (dismiss '(menu-item "" codegemma-lsp-dismiss :filter codegemma-lsp--when-shown)))
+    (define-key map (kbd "TAB") accept)
+    (define-key map (kbd "<tab>") accept)
+    (define-key map (kbd "C-g") dismiss)
+    map)
+  "Keys of `codegemma-lsp-mode'; each one acts only while ghost text is shown.")
+
+;;;###autoload
+(define-minor-mode codegemma-lsp-mode
+  "Show CodeGemma completions from codegemma-lsp as ghost text.
+
+After `codegemma-lsp-idle-delay' seconds without typing, the
+completion appears after point.  TAB accepts it and C-g dismisses
+it (both keys keep their usual meaning when none is shown).
+Typing its next characters keeps the rest shown; any other edit
+dismisses it.  `codegemma-lsp-complete' asks at once.
+
+Eglot must manage the buffer with codegemma-lsp; with
+`codegemma-lsp-auto-start' this mode starts it.
+
+\\{codegemma-lsp-mode-map}"
+  :lighter (:eval (codegemma-lsp--lighter))
+  :keymap codegemma-lsp-mode-map
+  (cond
+   (codegemma-lsp-mode
+    (setq codegemma-lsp--last-tick (buffer-chars-modified-tick))
+    (add-hook 'post-command-hook #'codegemma-lsp--post-command nil t)
+    (when (and codegemma-lsp-auto-start buffer-file-name
+               (not (bound-and-true-p eglot--managed-mode)))
+      (eglot-ensure)))
+   (t
+    (remove-hook 'post-command-hook #'codegemma-lsp--post-command t)
+    (when (timerp codegemma-lsp--timer)
+      (cancel-timer codegemma-lsp--timer))
+    (setq codegemma-lsp--timer nil)
+    (codegemma-lsp-dismiss))))
+
+(codegemma-lsp-register)
+
+;;; Eglot versions
+;;
+;; What differs between eglot 1.9 (Emacs 28 + GNU ELPA) and later ones, and
+;; how this file copes:
+;;
+;; - Language ids: before 1.16 a server has one id, the first buffer's; a
+;;   method on `eglot--language-id' for `codegemma-lsp-server' gives each
+;;   buffer its own.  1.16+ reads the per-mode :language-id by itself.
+;; - `eglot--server-capable' became `eglot-server-capable' (1.16):
+;;   `codegemma-lsp--capable-p' calls whichever exists.
+;; - `eglot-execute-command' is obsolete since 1.16 (`eglot-execute'), and
+;;   both wait for the reply: accepting sends workspace/executeCommand with
+;;   `jsonrpc-async-request' instead.
+;; - Contact functions get (INTERACTIVE) in 1.9 and (INTERACTIVE PROJECT)
+;;   later: `codegemma-lsp--contact' takes both as optional.
+;; - Unchanged across versions and used here: `eglot-current-server',
+;;   `eglot--TextDocumentPositionParams' and `eglot--lsp-position-to-point'
+;;   (both follow the negotiated position encoding in 1.12+),
+;;   `eglot--signal-textDocument/didChange', `eglot-initialization-options',
+;;   and `eglot-handle-notification' with (eql METHOD) and &key params.
+;; - `jsonrpc-async-request' returns (ID TIMER) in old jsonrpc and nil in
+;;   new: nothing here uses its value.
+
+(provide 'codegemma-lsp)
+;;; codegemma-lsp.el ends here

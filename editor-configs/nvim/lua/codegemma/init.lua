@@ -1,0 +1,362 @@
+--- codegemma: ghost-text code completion in Neovim from codegemma-lsp (CodeGemma, run locally).
+---
+--- require('codegemma').setup({
+---   cmd = { 'codegemma-lsp' },
+---   settings = { model = { path = '~/models/codegemma-2b-Q4_K_M.gguf' } },
+--- })
+---
+--- Neovim 0.12+ shows the completion as ghost text (vim.lsp.inline_completion):
+--- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle.
+--- Neovim 0.11 gets it in the completion menu instead (vim.lsp.completion), opened
+--- after a short pause in typing; <Tab> accepts the first entry there.
+--- :CodeGemmaStatus says whether the server is attached and whether its model is ready.
+
+local api = vim.api
+
+local M = {}
+
+local NAME = 'codegemma'
+local STATUS_METHOD = 'codegemma/status'
+-- Like vim.lsp.inline_completion's own debounce, so both modes ask the server as often.
+local MENU_DEBOUNCE_MS = 200
+
+---@class codegemma.Keymaps
+---@field accept string|false
+---@field next string|false
+---@field prev string|false
+
+---@class codegemma.Options
+---@field cmd string[] How to start the server.
+---@field filetypes string[]
+---@field root_markers string[]
+---@field settings table The server's settings ({ model = {...}, fim = {...}, completion = {...} }).
+---@field inline boolean|nil Ghost text (true) or the completion menu (false).
+---                           nil: ghost text where Neovim has it (0.12+).
+---@field keymaps codegemma.Keymaps
+
+---@type codegemma.Options
+M.defaults = {
+  cmd = { 'codegemma-lsp' },
+  filetypes = {
+    'python',
+    'javascript',
+    'typescript',
+    'typescriptreact',
+    'javascriptreact',
+    'go',
+    'java',
+    'c',
+    'cpp',
+    'cs',
+    'kotlin',
+    'rust',
+  },
+  root_markers = { '.git' },
+  settings = {},
+  inline = nil,
+  keymaps = { accept = '<Tab>', next = '<M-]>', prev = '<M-[>' },
+}
+
+---@type codegemma.Options
+M.options = vim.deepcopy(M.defaults)
+
+--- The last `codegemma/status` each client sent, by client id.
+---@type table<integer, {state: string, model: string, message?: string}>
+M.server_status = {}
+
+---@return table? The vim.lsp.inline_completion module, where this Neovim has one (0.12+).
+local function inline_module()
+  local ok, module = pcall(require, 'vim.lsp.inline_completion')
+  return ok and module or nil
+end
+
+local function uses_ghost_text()
+  if M.options.inline == nil then
+    return inline_module() ~= nil
+  end
+  return M.options.inline and inline_module() ~= nil
+end
+
+-- Lua's empty table is sent as a JSON array; the server wants objects.
+local function as_object(value)
+  if type(value) ~= 'table' or vim.islist(value) and next(value) ~= nil then
+    return value
+  end
+  local object = vim.empty_dict()
+  for key, item in pairs(value) do
+    object[key] = as_object(item)
+  end
+  return object
+end
+
+--- Puts an accepted item into the buffer, like vim.lsp.inline_completion does, except
+--- that the characters typed since the request are replaced rather than doubled: the
+--- item's range ends where the cursor was when Neovim asked, and a fast typist has
+--- often typed part of the suggestion since.
+---@param item vim.lsp.inline_completion.Item
+local function apply_item(item)
+  local bufnr = api.nvim_get_current_buf()
+  local text = item.insert_text
+  if type(text) ~= 'string' then
+    vim.snippet.expand(text.value)
+  elseif not item.range then
+    api.nvim_paste(text, false, -1)
+  else
+    local start, end_ = item.range.start, item.range.end_
+    local end_row, end_col = end_.row, end_.col
+    local cursor = api.nvim_win_get_cursor(0)
+    local row, col = cursor[1] - 1, cursor[2]
+    if row == end_row and col > end_col and row == start.row then
+      local typed = api.nvim_buf_get_text(bufnr, start.row, start.col, row, col, {})[1]
+      if vim.startswith(text, typed) then
+        end_col = col
+      end
+    end
+    local lines = vim.split(text, '\n', { plain = true })
+    api.nvim_buf_set_text(bufnr, start.row, start.col, end_row, end_col, lines)
+    local last_col = (#lines == 1 and start.col or 0) + #lines[#lines]
+    api.nvim_win_set_cursor(0, { start.row + #lines, last_col })
+  end
+  -- The command tells the server that its suggestion was taken.
+  local client = item.command and vim.lsp.get_client_by_id(item.client_id)
+  if client then
+    client:exec_cmd(item.command, { bufnr = bufnr })
+  end
+end
+
+--- Accepts the ghost text shown in the current buffer.
+---@return boolean accepted false when no ghost text is shown
+function M.accept()
+  local inline = inline_module()
+  return inline ~= nil and inline.get({ on_accept = apply_item })
+end
+
+---@param count integer
+function M.cycle(count)
+  local inline = inline_module()
+  if inline then
+    inline.select({ count = count })
+  end
+end
+
+---@param mode string
+---@param lhs string|false
+---@param rhs string|function
+---@param bufnr integer
+---@param opts table?
+local function map(mode, lhs, rhs, bufnr, opts)
+  if lhs then
+    vim.keymap.set(mode, lhs, rhs, vim.tbl_extend('force', { buffer = bufnr }, opts or {}))
+  end
+end
+
+---@param bufnr integer
+local function setup_ghost_text(bufnr)
+  vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  local keys = M.options.keymaps
+  map('i', keys.accept, function()
+    return M.accept() and '' or keys.accept
+  end, bufnr, { expr = true, desc = 'codegemma: accept the ghost text' })
+  map('i', keys.next, function()
+    M.cycle(1)
+  end, bufnr, { desc = 'codegemma: next suggestion' })
+  map('i', keys.prev, function()
+    M.cycle(-1)
+  end, bufnr, { desc = 'codegemma: previous suggestion' })
+end
+
+--- vim.lsp.completion inserts a plain-text item's textEdit only up to its first
+--- whitespace (the menu's "word") and leaves it there on accept; put in the rest.
+---@param client_id integer
+---@param bufnr integer
+local function complete_whole_text(client_id, bufnr)
+  if api.nvim_get_vvar('event').reason ~= 'accept' then
+    return
+  end
+  local completed = api.nvim_get_vvar('completed_item')
+  local lsp_data = vim.tbl_get(completed, 'user_data', 'nvim', 'lsp') or {}
+  local item = lsp_data.completion_item
+  if lsp_data.client_id ~= client_id or not item or not item.textEdit then
+    return
+  end
+  local text, word = item.textEdit.newText, completed.word
+  local cursor = api.nvim_win_get_cursor(0)
+  local row, col = cursor[1] - 1, cursor[2]
+  local start_col = col - #word
+  if text == word or start_col < 0 or not vim.startswith(text, word) then
+    return
+  end
+  if api.nvim_buf_get_text(bufnr, row, start_col, row, col, {})[1] ~= word then
+    return
+  end
+  local lines = vim.split(text, '\n', { plain = true })
+  api.nvim_buf_set_text(bufnr, row, start_col, row, col, lines)
+  local last_col = (#lines == 1 and start_col or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { row + #lines, last_col })
+end
+
+---@param client vim.lsp.Client
+---@param bufnr integer
+local function setup_menu(client, bufnr)
+  vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
+  -- An automatically opened menu must not insert its first entry by itself.
+  local completeopt = vim.o.completeopt
+  if not completeopt:find('noselect') and not completeopt:find('noinsert') then
+    pcall(function()
+      vim.bo[bufnr].completeopt = 'menuone,noselect,popup'
+    end)
+  end
+  local group = api.nvim_create_augroup('codegemma.menu.' .. bufnr, { clear = true })
+  api.nvim_create_autocmd('CompleteDone', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      complete_whole_text(client.id, bufnr)
+    end,
+  })
+  -- The server names no trigger characters, so ask after a pause in typing.
+  local timer = assert(vim.uv.new_timer())
+  local function ask()
+    local typing = api.nvim_get_current_buf() == bufnr and api.nvim_get_mode().mode == 'i'
+    if typing and vim.fn.pumvisible() == 0 then
+      vim.lsp.completion.get()
+    end
+  end
+  api.nvim_create_autocmd('TextChangedI', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      timer:stop()
+      timer:start(MENU_DEBOUNCE_MS, 0, vim.schedule_wrap(ask))
+    end,
+  })
+  api.nvim_create_autocmd('BufWipeout', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      timer:close()
+    end,
+  })
+  local keys = M.options.keymaps
+  map('i', keys.accept, function()
+    if vim.fn.pumvisible() == 0 then
+      return keys.accept
+    end
+    return vim.fn.complete_info({ 'selected' }).selected == -1 and '<C-n><C-y>' or '<C-y>'
+  end, bufnr, { expr = true, desc = 'codegemma: accept the completion' })
+end
+
+---@param bufnr integer
+---@return vim.lsp.Client?
+local function attached_client(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
+end
+
+---@class codegemma.Status
+---@field attached boolean
+---@field client_id integer?
+---@field mode string 'ghost text' or 'completion menu'
+---@field state string 'starting' until the server reports, then its state
+---@field model string?
+---@field message string?
+
+--- Where codegemma stands in buffer `bufnr` (default: current).
+---@param bufnr integer?
+---@return codegemma.Status
+function M.status(bufnr)
+  bufnr = bufnr and bufnr ~= 0 and bufnr or api.nvim_get_current_buf()
+  local client = attached_client(bufnr)
+  local reported = client and M.server_status[client.id] or {}
+  local message = reported.message
+  return {
+    attached = client ~= nil,
+    client_id = client and client.id,
+    mode = uses_ghost_text() and 'ghost text' or 'completion menu',
+    state = client and (reported.state or 'starting') or 'not running',
+    model = reported.model ~= vim.NIL and reported.model or nil,
+    message = message ~= vim.NIL and message ~= '' and message or nil,
+  }
+end
+
+--- One line for a statusline, e.g. "codegemma: ready".
+function M.statusline()
+  local status = M.status()
+  return status.attached and ('codegemma: ' .. status.state) or ''
+end
+
+local function show_status()
+  local status = M.status()
+  local lines = {}
+  if status.attached then
+    local attached = ('codegemma: attached (client %d, %s)'):format(status.client_id, status.mode)
+    table.insert(lines, attached)
+    table.insert(lines, ('server: %s, model: %s'):format(status.state, status.model or '-'))
+    if status.message then
+      table.insert(lines, 'message: ' .. status.message)
+    end
+  else
+    local filetype = vim.bo.filetype ~= '' and vim.bo.filetype or 'none'
+    table.insert(lines, ('codegemma: not attached to this buffer (filetype %s)'):format(filetype))
+    table.insert(lines, 'filetypes: ' .. table.concat(M.options.filetypes, ' '))
+    table.insert(lines, 'cmd: ' .. table.concat(M.options.cmd, ' '))
+  end
+  api.nvim_echo({ { table.concat(lines, '\n') } }, true, {})
+end
+
+---@param params {state: string, model: string, message?: string}
+---@param ctx lsp.HandlerContext
+local function on_status(_, params, ctx)
+  M.server_status[ctx.client_id] = params
+  api.nvim_exec_autocmds('User', { pattern = 'CodeGemmaStatus', modeline = false, data = params })
+end
+
+---@param opts codegemma.Options|table|nil
+function M.setup(opts)
+  if vim.fn.has('nvim-0.11') == 0 then
+    vim.notify('codegemma needs Neovim 0.11 or newer', vim.log.levels.ERROR)
+    return
+  end
+  opts = opts or {}
+  local options = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts)
+  -- Lists replace the defaults rather than merge into them by index.
+  for _, key in ipairs({ 'cmd', 'filetypes', 'root_markers' }) do
+    options[key] = opts[key] or M.defaults[key]
+  end
+  options.inline = opts.inline
+  M.options = options
+
+  local config = {
+    cmd = options.cmd,
+    filetypes = options.filetypes,
+    root_markers = options.root_markers,
+    handlers = { [STATUS_METHOD] = on_status },
+  }
+  if next(options.settings) then
+    -- initializationOptions let the model load with the right settings at once;
+    -- settings answer workspace/configuration and are sent again after initialize.
+    config.init_options = { codegemma = as_object(options.settings) }
+    config.settings = { codegemma = as_object(options.settings) }
+  end
+  vim.lsp.config(NAME, config)
+  vim.lsp.enable(NAME)
+
+  api.nvim_create_autocmd('LspAttach', {
+    group = api.nvim_create_augroup('codegemma', { clear = true }),
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if not client or client.name ~= NAME then
+        return
+      end
+      if uses_ghost_text() then
+        setup_ghost_text(args.buf)
+      else
+        setup_menu(client, args.buf)
+      end
+    end,
+  })
+  api.nvim_create_user_command('CodeGemmaStatus', show_status, {
+    desc = 'Show whether codegemma-lsp is attached and its model ready',
+  })
+end
+
+return M

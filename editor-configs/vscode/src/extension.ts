@@ -1,0 +1,248 @@
+// The VS Code side of codegemma-lsp: start the server over stdio, keep it told
+// about the settings, and show what it is doing in the status bar.
+//
+// Inline completions themselves need no code here: vscode-languageclient 10
+// registers an InlineCompletionItemProvider for the server's
+// `inlineCompletionProvider`, and the item's `codegemma.accept` command for its
+// `executeCommandProvider`. The middleware times requests, drops them while
+// completions are toggled off, and keeps the suggest widget out of it.
+
+import * as os from "node:os";
+import { performance } from "node:perf_hooks";
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  State,
+  TransportKind,
+} from "vscode-languageclient/node";
+
+import { documentSelector, serverLaunch, serverSettings, type ServerSettings } from "./settings";
+import {
+  describeStatus,
+  SHOW_LOG_COMMAND,
+  type StatusModel,
+  type StatusNotification,
+  TOGGLE_COMMAND,
+} from "./status";
+
+const SECTION = "codegemma";
+const STATUS_NOTIFICATION = "codegemma/status";
+const RESTART_COMMAND = "codegemma.restart";
+
+class CodeGemma implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private readonly output: vscode.LogOutputChannel;
+  private readonly item: vscode.StatusBarItem;
+  private readonly disposables: vscode.Disposable[] = [];
+  private status: StatusModel;
+  /** Keys sent at `initialize`: once sent, a key is always sent, so unsetting it restores the default. */
+  private sentKeys = new Set<string>();
+  private stopping = false;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.output = vscode.window.createOutputChannel("CodeGemma", { log: true });
+    this.item = vscode.window.createStatusBarItem("codegemma.status", vscode.StatusBarAlignment.Right, 100);
+    this.item.name = "CodeGemma";
+    this.status = { state: "starting", enabled: this.config().get<boolean>("enable", true) };
+    this.render();
+    this.item.show();
+    this.disposables.push(
+      this.output,
+      this.item,
+      vscode.commands.registerCommand(TOGGLE_COMMAND, () => this.toggle()),
+      vscode.commands.registerCommand(SHOW_LOG_COMMAND, () => this.output.show(true)),
+      vscode.commands.registerCommand(RESTART_COMMAND, () => this.restart()),
+      vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
+    );
+  }
+
+  async start(): Promise<void> {
+    const config = this.config();
+    const launch = serverLaunch(config.get("server.command"), config.get("server.pythonPath"), os.homedir());
+    if ("error" in launch) {
+      this.fail(launch.error);
+      return;
+    }
+    const serverOptions: ServerOptions = { ...launch, transport: TransportKind.stdio };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: documentSelector(),
+      outputChannel: this.output,
+      initializationOptions: () => {
+        const settings = this.serverSettings();
+        this.sentKeys = keysOf(settings);
+        return { [SECTION]: settings };
+      },
+      middleware: {
+        // The server also answers textDocument/completion for editors without
+        // inline completion. Here that would put the same text in the suggest
+        // widget, and each of those requests would cancel the inline one that
+        // the server is working on for the same document.
+        provideCompletionItem: () => null,
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          if (!this.status.enabled) {
+            return null;
+          }
+          const started = performance.now();
+          const result = await next(document, position, context, token);
+          if (!token.isCancellationRequested) {
+            this.update({ latencyMs: performance.now() - started });
+          }
+          return result;
+        },
+        workspace: {
+          // Should the server pull its section, it gets the same filtered view it is pushed.
+          configuration: async (params, token, next) => {
+            const result = await next(params, token);
+            if (!Array.isArray(result)) {
+              return result;
+            }
+            return params.items.map((item, i) => (item.section === SECTION ? this.serverSettings() : result[i]));
+          },
+        },
+      },
+    };
+    const client = new LanguageClient(SECTION, "CodeGemma", serverOptions, clientOptions);
+    this.client = client;
+    this.stopping = false;
+    this.update({ state: "starting", model: undefined, message: undefined });
+    client.onNotification(STATUS_NOTIFICATION, (params: StatusNotification) => {
+      if (client === this.client) {
+        this.update({ state: params.state, model: params.model, message: params.message });
+      }
+    });
+    client.onDidChangeState((event) => {
+      if (client === this.client && event.newState === State.Stopped && !this.stopping) {
+        this.update({ state: "stopped", message: undefined });
+      }
+    });
+    try {
+      await client.start();
+    } catch (error) {
+      if (client === this.client) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.fail(`could not start the server (${[launch.command, ...launch.args].join(" ")}): ${reason}`);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client === undefined) {
+      return;
+    }
+    this.stopping = true;
+    try {
+      if (client.isRunning()) {
+        await client.stop();
+      }
+    } catch (error) {
+      this.output.warn(`stopping the server: ${String(error)}`);
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async toggle(): Promise<void> {
+    const enabled = !this.status.enabled;
+    this.update({ enabled });
+    if (!enabled) {
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+    }
+    this.output.info(`completions ${enabled ? "on" : "off"}`);
+  }
+
+  dispose(): void {
+    void this.stop();
+    for (const disposable of this.disposables) {
+      disposable.dispose();
+    }
+  }
+
+  private onConfigurationChanged(event: vscode.ConfigurationChangeEvent): void {
+    if (!event.affectsConfiguration(SECTION)) {
+      return;
+    }
+    if (event.affectsConfiguration(`${SECTION}.enable`)) {
+      this.update({ enabled: this.config().get<boolean>("enable", true) });
+    }
+    if (event.affectsConfiguration(`${SECTION}.server`)) {
+      void this.restart();
+      return;
+    }
+    const client = this.client;
+    if (client?.isRunning()) {
+      void client.sendNotification(DidChangeConfigurationNotification.type, {
+        settings: { [SECTION]: this.serverSettings() },
+      });
+    }
+  }
+
+  private config(): vscode.WorkspaceConfiguration {
+    return vscode.workspace.getConfiguration(SECTION);
+  }
+
+  /** The contributed setting names, without the `codegemma.` prefix. */
+  private settingKeys(): string[] {
+    const properties: Record<string, unknown> =
+      this.context.extension.packageJSON?.contributes?.configuration?.properties ?? {};
+    return Object.keys(properties)
+      .filter((key) => key.startsWith(`${SECTION}.`))
+      .map((key) => key.slice(SECTION.length + 1));
+  }
+
+  private serverSettings(): ServerSettings {
+    const config = this.config();
+    return serverSettings(this.settingKeys(), (key) => config.inspect(key), this.sentKeys);
+  }
+
+  private fail(message: string): void {
+    this.output.error(message);
+    this.update({ state: "error", message });
+    void vscode.window.showErrorMessage(`CodeGemma: ${message}`, "Open Settings", "Show Log").then((choice) => {
+      if (choice === "Open Settings") {
+        void vscode.commands.executeCommand("workbench.action.openSettings", `${SECTION}.server`);
+      } else if (choice === "Show Log") {
+        this.output.show(true);
+      }
+    });
+  }
+
+  private update(change: Partial<StatusModel>): void {
+    this.status = { ...this.status, ...change };
+    this.render();
+  }
+
+  private render(): void {
+    const view = describeStatus(this.status);
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.command = view.command;
+    this.item.backgroundColor = view.alert ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
+  }
+}
+
+function keysOf(settings: ServerSettings): Set<string> {
+  return new Set(
+    Object.entries(settings).flatMap(([section, values]) => Object.keys(values).map((name) => `${section}.${name}`)),
+  );
+}
+
+let extension: CodeGemma | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  extension = new CodeGemma(context);
+  context.subscriptions.push(extension);
+  void extension.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await extension?.stop();
+  extension = undefined;
+}

@@ -1,0 +1,5 @@
+"""A tiny file to try `codegemma-lsp complete` on."""
+
+
+def fibonacci(n: int) -> int:
+    

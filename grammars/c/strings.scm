@@ -1,0 +1,7 @@
+; @string: a string or character literal.
+
+[
+  (string_literal)
+  (char_literal)
+  (system_lib_string)
+] @string

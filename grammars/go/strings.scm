@@ -1,0 +1,7 @@
+; @string: a string or rune literal.
+
+[
+  (interpreted_string_literal)
+  (raw_string_literal)
+  (rune_literal)
+] @string

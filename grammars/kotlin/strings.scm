@@ -1,0 +1,9 @@
+; @string: a string or character literal. @interpolation: `${...}` inside a string.
+
+[
+  (string_literal)
+  (multiline_string_literal)
+  (character_literal)
+] @string
+
+(interpolation) @interpolation

@@ -1,0 +1,5 @@
+; @string: a string literal. @interpolation: code inside a string (f-strings).
+
+(string) @string
+
+(interpolation) @interpolation

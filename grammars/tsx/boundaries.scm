@@ -1,0 +1,34 @@
+; Nodes a window may start at (line start) or end after (line end).
+; @boundary.definition: a definition; preferred when the window start jumps.
+; @boundary.statement: any statement or comment directly inside a statement list.
+; @boundary.leading: comments that belong to the definition below them.
+
+[
+  (function_declaration)
+  (generator_function_declaration)
+  (function_signature)
+  (class_declaration)
+  (abstract_class_declaration)
+  (interface_declaration)
+  (type_alias_declaration)
+  (enum_declaration)
+  (internal_module)
+  (module)
+  (ambient_declaration)
+  (method_definition)
+  (abstract_method_signature)
+  (export_statement declaration: (_))
+  (lexical_declaration
+    (variable_declarator
+      value: [(arrow_function) (function_expression) (class)]))
+] @boundary.definition
+
+(program (_) @boundary.statement)
+(statement_block (_) @boundary.statement)
+(class_body (_) @boundary.statement)
+(interface_body (_) @boundary.statement)
+(switch_body (_) @boundary.statement)
+(switch_case body: (_) @boundary.statement)
+(switch_default body: (_) @boundary.statement)
+
+[(comment) (html_comment)] @boundary.leading

@@ -1,0 +1,152 @@
+// Drives a running code-server (a real VS Code) in headless Chromium through
+// one scenario: open a file, type, see the server's ghost text, accept it with
+// Tab, save, and turn completions off with the extension's toggle command.
+//
+// Usage: node drive.js PARAMS.json
+// PARAMS: {url, playwright, chromium, fileName, typed, expectedGhost, savedPath, workdir, timeoutMs}
+// Writes {ok, error, step, values} to <workdir>/outcome.json, and screenshots to
+// <workdir>/*.png (always the last screen; each step's screen when it fails).
+"use strict";
+
+const fs = require("node:fs");
+const path = require("node:path");
+
+const params = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const { chromium } = require(params.playwright);
+
+// Flags from the project's checked recipe: without the background-networking
+// ones Chromium keeps dialing out on this machine's closed network.
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const outcome = { ok: false, error: null, step: null, values: {} };
+const timeout = params.timeoutMs ?? 20000;
+
+function write() {
+  fs.writeFileSync(path.join(params.workdir, "outcome.json"), JSON.stringify(outcome, null, 1));
+}
+
+async function step(name, page, body) {
+  outcome.step = name;
+  const started = Date.now();
+  try {
+    const result = await body();
+    outcome.values[`${name}_ms`] = Date.now() - started;
+    return result;
+  } catch (error) {
+    await page.screenshot({ path: path.join(params.workdir, `failed-${name}.png`) }).catch(() => {});
+    throw error;
+  }
+}
+
+/** The text of the status-bar item the extension owns. */
+async function statusText(page) {
+  const item = page.locator(".statusbar-item", { hasText: "CodeGemma" }).first();
+  return (await item.innerText()).trim();
+}
+
+async function waitForStatus(page, codicon, label) {
+  const item = page.locator(`.statusbar-item:has(.codicon-${codicon})`, { hasText: "CodeGemma" });
+  await item.first().waitFor({ state: "visible", timeout });
+  outcome.values[`status_${label}`] = await statusText(page);
+}
+
+/** The text of the editor's current line, as VS Code renders it (spaces normalized). */
+async function currentLine(page) {
+  const text = await page.locator(".monaco-editor .view-line", { has: page.locator(".ghost-text-decoration, .ghost-text") }).first().innerText();
+  return text.replace(/\u00a0/g, " ");
+}
+
+async function runCommand(page, title) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout });
+  await input.fill(`>${title}`);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout });
+  await page.keyboard.press("Enter");
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: params.chromium, headless: true, args: CHROMIUM_ARGS });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    await step("workbench", page, async () => {
+      await page.goto(params.url);
+      await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
+    });
+
+    await step("open_file", page, async () => {
+      // Quick open; the explorer may not be drawn yet, but the keybinding always works.
+      await page.locator(".monaco-workbench").click({ position: { x: 640, y: 400 } });
+      await page.keyboard.press("Control+P");
+      const input = page.locator(".quick-input-widget input");
+      await input.waitFor({ state: "visible", timeout });
+      await input.fill(params.fileName);
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: params.fileName }).first().waitFor({ timeout });
+      await page.keyboard.press("Enter");
+      await page.locator(`.tab[aria-label*="${params.fileName}"]`).first().waitFor({ timeout });
+      await page.locator(".monaco-editor .view-lines").first().waitFor({ timeout });
+    });
+
+    // The extension activates on the Python file, starts the server, and the
+    // server reports `ready` once its (scripted) backend is loaded.
+    await step("server_ready", page, () => waitForStatus(page, "check", "ready"));
+
+    await step("ghost_text", page, async () => {
+      await page.locator(".monaco-editor .view-lines").first().click();
+      await page.keyboard.press("Control+End");
+      await page.keyboard.type(params.typed, { delay: 30 });
+      const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+      await ghost.first().waitFor({ state: "visible", timeout });
+      outcome.values.ghost_classes = await ghost.evaluateAll((nodes) => nodes.map((n) => n.className));
+      outcome.values.ghost_text = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+      outcome.values.line_with_ghost = await currentLine(page);
+      await page.screenshot({ path: path.join(params.workdir, "ghost-text.png") });
+    });
+
+    await step("accept", page, async () => {
+      await page.keyboard.press("Tab");
+      const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+      await ghost.first().waitFor({ state: "detached", timeout });
+      await page.keyboard.press("Control+S");
+      const deadline = Date.now() + timeout;
+      let saved = fs.readFileSync(params.savedPath, "utf8");
+      while (!saved.includes(params.expectedGhost) && Date.now() < deadline) {
+        await page.waitForTimeout(100);
+        saved = fs.readFileSync(params.savedPath, "utf8");
+      }
+      outcome.values.saved_text = saved;
+      // The middleware timed the request that produced the ghost text.
+      const withLatency = page.locator(".statusbar-item", { hasText: /CodeGemma \d+(\.\d)? m?s/ });
+      await withLatency.first().waitFor({ timeout });
+      outcome.values.status_after_completion = await statusText(page);
+    });
+
+    await step("toggle_off", page, async () => {
+      await runCommand(page, "CodeGemma: Toggle Completions");
+      await waitForStatus(page, "circle-slash", "disabled");
+    });
+
+    outcome.ok = true;
+    outcome.step = null;
+  } catch (error) {
+    outcome.error = String(error && error.stack ? error.stack : error);
+  } finally {
+    await page.screenshot({ path: path.join(params.workdir, "last.png") }).catch(() => {});
+    await browser.close().catch(() => {});
+    write();
+  }
+}
+
+main().catch((error) => {
+  outcome.error = String(error && error.stack ? error.stack : error);
+  write();
+  process.exitCode = 1;
+});

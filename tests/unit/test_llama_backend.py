@@ -1,0 +1,458 @@
+"""The llama.cpp backend, on a tiny CodeGemma-format model the tests write themselves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from codegemma_lsp import modelgen
+from codegemma_lsp.engine import llama_log
+from codegemma_lsp.engine.base import (
+    BackendNotReady,
+    CancelToken,
+    FimRequest,
+    ModelLoadError,
+)
+from codegemma_lsp.engine.llama_backend import (
+    DEFAULT_N_BATCH,
+    DEFAULT_N_CTX,
+    LlamaBackend,
+    physical_cores,
+    single_line_end,
+)
+from codegemma_lsp.prompt import build_psm
+
+PREFIX = "def total(values):\n    result = 0\n    for value in values:\n        "
+SUFFIX = "\n    return result\n"
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("abc", None, id="no-newline"),
+        pytest.param("abc\ndef", 3, id="first-line"),
+        pytest.param("\n  x\ny", 4, id="leading-newline-kept"),
+        pytest.param("  \n\t\n x\n", 7, id="blank-lines-kept"),
+        pytest.param("\n\n", None, id="only-blank-lines"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_single_line_end(text: str, expected: int | None) -> None:
+    assert single_line_end(text) == expected
+
+
+def test_physical_cores_is_positive() -> None:
+    assert physical_cores() >= 1
+
+
+# enum ggml_log_level: DEBUG=1, INFO=2, WARN=3, ERROR=4, CONT=5
+@pytest.mark.parametrize(
+    ("fragments", "problems"),
+    [
+        pytest.param([(2, "loaded meta data\n")], [], id="info-is-no-problem"),
+        pytest.param([(4, "bad thing\n")], ["bad thing"], id="error"),
+        pytest.param([(3, "odd thing\n")], ["odd thing"], id="warning"),
+        pytest.param([(4, "bad "), (5, "thing\n")], ["bad thing"], id="continued"),
+        pytest.param([(4, "one\ntwo\n")], ["one", "two"], id="two-lines"),
+        pytest.param([(4, "unterminated")], ["unterminated"], id="flushed-when-read"),
+        pytest.param([(2, "."), (5, "."), (5, ".\n")], [], id="progress-dots"),
+    ],
+)
+def test_llama_log_assembles_lines(fragments: list[tuple[int, str]], problems: list[str]) -> None:
+    log = llama_log.LlamaLog()
+    mark = log.mark()
+    for level, text in fragments:
+        log.feed(level, text)
+    assert log.problems_since(mark) == problems
+
+
+def test_llama_log_keeps_only_problems_after_the_mark() -> None:
+    log = llama_log.LlamaLog(capacity=2)
+    log.feed(4, "old\n")
+    mark = log.mark()
+    log.feed(3, "warned\n")
+    log.feed(4, "failed\n")
+    assert log.problems_since(mark) == ["warned", "failed"]
+    assert log.problems_since(mark, errors_only=True) == ["failed"]
+
+
+def test_llama_log_defers_records_until_the_block_ends(caplog: pytest.LogCaptureFixture) -> None:
+    log = llama_log.LlamaLog()
+    with caplog.at_level(logging.DEBUG, logger="codegemma_lsp.llama"):
+        with log.deferred():
+            log.feed(4, "during\n")
+            assert caplog.messages == []
+        assert caplog.messages == ["during"]
+        assert caplog.records[0].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    ("problems", "reason"),
+    [
+        pytest.param(
+            [
+                "gguf_init_from_reader: invalid magic characters: 'this', expected 'GGUF'",
+                "llama_model_load: error loading model: llama_model_loader: failed to load "
+                "model from /x.gguf",
+                "llama_model_load_from_file_impl: failed to load model",
+            ],
+            "invalid magic characters: 'this', expected 'GGUF'",
+            id="not-gguf",
+        ),
+        pytest.param(
+            [
+                "llama_model_load: error loading model: unknown model architecture: 'notanarch'",
+                "llama_model_load_from_file_impl: failed to load model",
+            ],
+            "unknown model architecture: 'notanarch'",
+            id="wrong-arch",
+        ),
+        pytest.param(["llama_model_load_from_file_impl: failed to load model"], None, id="generic"),
+        pytest.param([], None, id="nothing"),
+        pytest.param(["a: x", "b: x", "no prefix here"], "x; no prefix here", id="deduplicated"),
+    ],
+)
+def test_failure_reason(problems: list[str], reason: str | None) -> None:
+    assert llama_log.failure_reason(problems) == reason
+
+
+# -- with a model ---------------------------------------------------------------
+
+
+def make_backend(
+    path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_batch: int = DEFAULT_N_BATCH
+) -> LlamaBackend:
+    pytest.importorskip("llama_cpp")
+    # One thread: on a small shared machine, llama.cpp's thread barrier makes timings erratic.
+    backend = LlamaBackend(model_path=path, n_ctx=n_ctx, n_threads=1, n_batch=n_batch)
+    backend.load()
+    return backend
+
+
+@pytest.fixture
+def backend(tiny_model_path: Path) -> Iterator[LlamaBackend]:
+    backend = make_backend(tiny_model_path)
+    yield backend
+    backend.close()
+
+
+class CancelAfter(CancelToken):
+    """Cancelled from another thread once the flag has been read ``checks`` times."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+        self._reads = 0
+
+    @property
+    def cancelled(self) -> bool:
+        self._reads += 1
+        if self._reads == self.checks:
+            canceller = threading.Thread(target=self.cancel)
+            canceller.start()
+            canceller.join()
+        return super().cancelled
+
+
+@pytest.mark.model
+def test_load_finds_the_fim_tokens_by_text(backend: LlamaBackend) -> None:
+    assert backend.ready
+    assert backend.name == "llama.cpp"
+    assert backend.model_name == "tiny-codegemma.gguf"
+    assert "tiny-codegemma.gguf" in backend.describe()
+    vocabulary = modelgen.codegemma_like_vocabulary()
+    fim = backend.fim_tokens
+    assert fim.fim_prefix == vocabulary.id_of("<|fim_prefix|>")
+    assert fim.fim_middle == vocabulary.id_of("<|fim_middle|>")
+    assert fim.fim_suffix == vocabulary.id_of("<|fim_suffix|>")
+    assert fim.file_separator == vocabulary.id_of("<|file_separator|>")
+    assert fim.end_of_turn == vocabulary.id_of("<end_of_turn>")
+    assert (fim.bos, fim.eos) == (2, 1)
+
+
+@pytest.mark.model
+def test_complete_returns_text(backend: LlamaBackend) -> None:
+    generation = backend.complete(
+        FimRequest(PREFIX, SUFFIX, "pkg/mod.py", max_new_tokens=16), CancelToken()
+    )
+    assert generation.text.strip()
+    assert generation.stop_reason == "length"
+    assert generation.generated_tokens == 16
+    assert generation.evaluated_tokens == generation.prompt_tokens > 10
+    assert generation.prompt_ms > 0
+    assert generation.generate_ms > 0
+
+
+@pytest.mark.model
+def test_empty_prefix_and_suffix_still_generate(backend: LlamaBackend) -> None:
+    generation = backend.complete(FimRequest("", "", max_new_tokens=8), CancelToken())
+    assert generation.prompt_tokens == 4
+    assert generation.text.strip()
+
+
+@pytest.mark.model
+def test_typing_more_reuses_the_cached_prefix(backend: LlamaBackend) -> None:
+    first = backend.complete(FimRequest(PREFIX * 10, SUFFIX, max_new_tokens=4), CancelToken())
+    second = backend.complete(
+        FimRequest(PREFIX * 10 + "result", SUFFIX, max_new_tokens=4), CancelToken()
+    )
+    assert first.evaluated_tokens == first.prompt_tokens > 150
+    suffix_and_markers = len(backend.tokenize_text(SUFFIX)) + 2
+    # The prefix's last token (its indentation) may merge differently with the typed word.
+    retokenized = 1
+    assert second.evaluated_tokens <= (
+        retokenized + len(backend.tokenize_text("result")) + suffix_and_markers
+    )
+    assert second.prompt_tokens == first.prompt_tokens + 1
+
+
+@pytest.mark.model
+def test_the_same_request_again_evaluates_one_token(backend: LlamaBackend) -> None:
+    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=12)
+    first = backend.complete(request, CancelToken())
+    again = backend.complete(request, CancelToken())
+    assert again.evaluated_tokens == 1
+    assert again.text == first.text
+
+
+@pytest.mark.model
+def test_cache_reuse_gives_what_a_fresh_model_gives(tiny_model_path: Path) -> None:
+    requests = [
+        FimRequest(PREFIX, SUFFIX, "a.py"),
+        FimRequest(PREFIX + "res", SUFFIX, "a.py"),
+        FimRequest(PREFIX + "res", SUFFIX + "# end\n", "a.py"),
+        FimRequest(PREFIX, "", "b.py"),
+    ]
+    warm = make_backend(tiny_model_path)
+    try:
+        reused = [warm.complete(request, CancelToken()) for request in requests]
+    finally:
+        warm.close()
+    assert [g.evaluated_tokens < g.prompt_tokens for g in reused] == [False, True, True, True]
+    for request, generation in zip(requests, reused, strict=True):
+        fresh = make_backend(tiny_model_path, n_batch=7)
+        try:
+            assert fresh.complete(request, CancelToken()).text == generation.text
+        finally:
+            fresh.close()
+
+
+@pytest.mark.model
+def test_single_line_stops_at_the_end_of_the_first_line(backend: LlamaBackend) -> None:
+    # This prompt makes the tiny model (seed 0) write a newline within a few tokens.
+    request = FimRequest("import os\n", "", single_line=True, max_new_tokens=200)
+    generation = backend.complete(request, CancelToken())
+    assert generation.stop_reason == "newline"
+    assert generation.text.strip()
+    assert "\n" not in generation.text
+    multi = backend.complete(FimRequest("import os\n", "", max_new_tokens=200), CancelToken())
+    assert multi.text.startswith(generation.text + "\n")
+
+
+@pytest.mark.model
+def test_cancel_before_start_does_no_work(backend: LlamaBackend) -> None:
+    cancel = CancelToken()
+    cancel.cancel()
+    started = time.perf_counter()
+    generation = backend.complete(FimRequest(PREFIX * 50, SUFFIX), cancel)
+    assert time.perf_counter() - started < 0.05
+    assert generation.stop_reason == "cancelled"
+    assert generation.text == ""
+    assert generation.evaluated_tokens == 0
+
+
+@pytest.mark.model
+def test_cancel_during_the_prompt_stops_between_batches(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path, n_batch=16)
+    try:
+        request = FimRequest(PREFIX * 20, SUFFIX)
+        # Read once before the prompt, then once before each batch: the fifth read,
+        # before the fourth batch, sees the cancel.
+        cancelled = backend.complete(request, CancelAfter(checks=5))
+        assert cancelled.stop_reason == "cancelled"
+        assert cancelled.evaluated_tokens == 3 * 16
+        assert cancelled.generated_tokens == 0
+        # What was evaluated stays in the cache; the next call evaluates the rest.
+        resumed = backend.complete(request, CancelToken())
+        assert resumed.evaluated_tokens == resumed.prompt_tokens - 3 * 16
+        assert resumed.stop_reason != "cancelled"
+    finally:
+        backend.close()
+
+
+class ReadSignal(CancelToken):
+    """Sets ``evaluating`` once the flag is read for the second time: before the first batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.evaluating = threading.Event()
+        self._reads = 0
+
+    @property
+    def cancelled(self) -> bool:
+        self._reads += 1
+        if self._reads == 2:
+            self.evaluating.set()
+        return super().cancelled
+
+
+@pytest.mark.model
+def test_cancel_from_another_thread_during_a_long_prompt(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path, n_batch=4, n_ctx=8192)
+    try:
+        request = FimRequest(PREFIX * 300, SUFFIX)
+        cancel = ReadSignal()
+
+        def cancel_soon() -> None:
+            cancel.evaluating.wait()
+            time.sleep(0.01)
+            cancel.cancel()
+
+        canceller = threading.Thread(target=cancel_soon)
+        canceller.start()
+        generation = backend.complete(request, cancel)
+        canceller.join()
+        assert generation.stop_reason == "cancelled"
+        assert 0 < generation.evaluated_tokens < generation.prompt_tokens
+        assert generation.evaluated_tokens % 4 == 0
+    finally:
+        backend.close()
+
+
+@pytest.mark.model
+def test_cancel_during_generation_keeps_what_was_generated(backend: LlamaBackend) -> None:
+    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=50)
+    # One read before the prompt, one per batch (one here), then one per token.
+    generation = backend.complete(request, CancelAfter(checks=2 + 6))
+    assert generation.stop_reason == "cancelled"
+    assert generation.generated_tokens == 5
+    full = backend.complete(request, CancelToken())
+    assert full.text.startswith(generation.text)
+
+
+@pytest.mark.model
+def test_prompt_is_cut_to_the_context(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path, n_ctx=256)
+    try:
+        generation = backend.complete(
+            FimRequest(PREFIX * 100, SUFFIX * 100, max_new_tokens=32), CancelToken()
+        )
+        assert generation.prompt_tokens <= 256 - 32
+        assert generation.generated_tokens == 32
+    finally:
+        backend.close()
+
+
+@pytest.mark.model
+def test_a_literal_marker_in_the_text_is_not_the_control_token(backend: LlamaBackend) -> None:
+    fim = backend.fim_tokens
+    text = "x = '<|fim_prefix|><|fim_middle|><|file_separator|><eos>'\n"
+    ids = backend.tokenize_text(text)
+    assert not set(ids) & (fim.stop_ids | {fim.bos})
+    prompt = build_psm(backend.tokenize_text, fim, text, text, None)
+    assert prompt.count(fim.fim_prefix) == prompt.count(fim.fim_middle) == 1
+    assert backend.complete(FimRequest(text, text, max_new_tokens=4), CancelToken()).text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param("s = '日本語 é 🙂'\n", id="multibyte-through-byte-fallback"),
+        pytest.param("s = '\ud800'\n", id="lone-surrogate"),
+    ],
+)
+def test_any_text_can_be_completed(backend: LlamaBackend, prefix: str) -> None:
+    generation = backend.complete(FimRequest(prefix, "", max_new_tokens=4), CancelToken())
+    assert generation.generated_tokens == 4
+    assert generation.text.encode("utf-8")
+
+
+@pytest.mark.model
+def test_no_new_tokens_asked_for(backend: LlamaBackend) -> None:
+    generation = backend.complete(FimRequest(PREFIX, SUFFIX, max_new_tokens=0), CancelToken())
+    assert (generation.text, generation.stop_reason, generation.generated_tokens) == (
+        "",
+        "length",
+        0,
+    )
+
+
+@pytest.mark.model
+def test_close_makes_it_not_ready(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path)
+    backend.close()
+    assert not backend.ready
+    with pytest.raises(BackendNotReady):
+        backend.complete(FimRequest("a", "b"), CancelToken())
+    backend.close()
+
+
+def test_complete_before_load_is_not_ready(tmp_path: Path) -> None:
+    backend = LlamaBackend(model_path=tmp_path / "m.gguf")
+    assert not backend.ready
+    with pytest.raises(BackendNotReady):
+        backend.complete(FimRequest("a", "b"), CancelToken())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.gguf"
+    with pytest.raises(ModelLoadError, match=r"^model file not found: .*missing\.gguf$"):
+        LlamaBackend(model_path=path).load()
+
+
+def test_directory_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="model path is not a file"):
+        LlamaBackend(model_path=tmp_path).load()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        pytest.param(
+            modelgen.write_not_gguf,
+            "invalid magic characters: 'this', expected 'GGUF'",
+            id="not-gguf",
+        ),
+        pytest.param(
+            modelgen.write_wrong_arch, "unknown model architecture: 'notanarch'", id="wrong-arch"
+        ),
+    ],
+)
+def test_load_failure_names_the_file_and_llama_cpp_s_reason(
+    tmp_path: Path, write: Callable[[Path], Path], reason: str
+) -> None:
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    path = write(tmp_path / "broken.gguf")
+    with pytest.raises(ModelLoadError) as error:
+        LlamaBackend(model_path=path, n_threads=1).load()
+    assert str(error.value) == f"cannot load model file {path}: {reason}"
+
+
+@pytest.mark.model
+def test_truncated_file_says_so(tmp_path: Path, tiny_model_path: Path) -> None:
+    path = tmp_path / "truncated.gguf"
+    path.write_bytes(tiny_model_path.read_bytes()[: tiny_model_path.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="not within the file bounds"):
+        make_backend(path)
+
+
+@pytest.mark.model
+def test_a_model_without_fim_tokens_is_not_codegemma(tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    path = modelgen.write_tiny_gemma_without_fim(tmp_path / "gemma.gguf")
+    with pytest.raises(ModelLoadError) as error:
+        make_backend(path)
+    assert str(error.value) == (
+        f"{path} is not a CodeGemma model: the vocabulary has no <|fim_prefix|> token"
+    )

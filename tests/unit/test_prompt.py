@@ -1,0 +1,182 @@
+"""FIM prompts as token ids, with a fake tokenizer: one id per character."""
+
+from __future__ import annotations
+
+import pytest
+
+from codegemma_lsp.prompt import (
+    BUILDERS,
+    FimTokens,
+    build_psm,
+    fit_budget,
+    split_budget,
+    split_markers,
+    tokenize_plain,
+)
+
+FIM = FimTokens(bos=2, eos=1, fim_prefix=67, fim_middle=68, fim_suffix=69, file_separator=70)
+BOS, PRE, MID, SUF = FIM.bos, FIM.fim_prefix, FIM.fim_middle, FIM.fim_suffix
+
+
+def chars(text: str) -> list[int]:
+    """The fake tokenizer: each character is its code point plus 1000."""
+    return [1000 + ord(c) for c in text]
+
+
+def injecting(text: str) -> list[int]:
+    """A tokenizer that, like llama.cpp with user-defined markers, matches marker text."""
+    if "<|fim_prefix|>" in text:
+        before, _, after = text.partition("<|fim_prefix|>")
+        return [*injecting(before), PRE, *injecting(after)]
+    return chars(text)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "path", "expected"),
+    [
+        pytest.param("ab", "c", None, [BOS, PRE, *chars("ab"), SUF, *chars("c"), MID], id="plain"),
+        pytest.param(
+            "ab",
+            "c",
+            "a/b.py",
+            [BOS, *chars("a/b.py\n"), PRE, *chars("ab"), SUF, *chars("c"), MID],
+            id="path-line",
+        ),
+        pytest.param("", "c", None, [BOS, PRE, SUF, *chars("c"), MID], id="empty-prefix"),
+        pytest.param("ab", "", None, [BOS, PRE, *chars("ab"), SUF, MID], id="empty-suffix"),
+        pytest.param("", "", "", [BOS, PRE, SUF, MID], id="empty-path-is-no-path"),
+        pytest.param(
+            "x<|fim_prefix|>y",
+            "",
+            None,
+            [BOS, PRE, *chars("x<|fim_prefix|>y"), SUF, MID],
+            id="literal-marker-stays-text",
+        ),
+    ],
+)
+def test_build_psm(prefix: str, suffix: str, path: str | None, expected: list[int]) -> None:
+    assert build_psm(chars, FIM, prefix, suffix, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "path", "expected"),
+    [
+        pytest.param(
+            100,
+            "p",
+            [BOS, *chars("p\n"), PRE, *chars("abcdef"), SUF, *chars("uvwx"), MID],
+            id="fits",
+        ),
+        pytest.param(
+            12,
+            "p",
+            [BOS, *chars("p\n"), PRE, *chars("bcdef"), SUF, *chars("u"), MID],
+            id="cut-keeps-prefix-end-and-suffix-start",
+        ),
+        pytest.param(5, "p", [BOS, PRE, *chars("f"), SUF, MID], id="path-dropped-when-too-tight"),
+        pytest.param(4, None, [BOS, PRE, SUF, MID], id="markers-only"),
+    ],
+)
+def test_build_psm_budget(max_tokens: int, path: str | None, expected: list[int]) -> None:
+    prompt = build_psm(chars, FIM, "abcdef", "uvwx", path, max_tokens=max_tokens)
+    assert prompt == expected
+    assert len(prompt) <= max_tokens
+
+
+def test_build_psm_refuses_a_budget_below_the_markers() -> None:
+    with pytest.raises(ValueError, match="at least 4 tokens"):
+        build_psm(chars, FIM, "a", "b", None, max_tokens=3)
+
+
+def test_build_psm_breaks_markers_a_tokenizer_would_match() -> None:
+    prompt = build_psm(injecting, FIM, "x<|fim_prefix|>y", "", None)
+    assert prompt.count(PRE) == 1
+    assert prompt == [BOS, PRE, *chars("x<|fim_prefix|>y"), SUF, MID]
+
+
+@pytest.mark.parametrize(
+    ("total", "prefix_len", "suffix_len", "expected"),
+    [
+        pytest.param(100, 30, 20, (30, 20), id="both-fit"),
+        pytest.param(100, 200, 200, (75, 25), id="both-long-suffix-gets-its-share"),
+        pytest.param(100, 200, 10, (90, 10), id="short-suffix-leaves-rest-to-prefix"),
+        pytest.param(100, 10, 200, (10, 90), id="short-prefix-leaves-rest-to-suffix"),
+        pytest.param(100, 90, 40, (75, 25), id="prefix-gives-way-to-suffix-share"),
+        pytest.param(0, 5, 5, (0, 0), id="nothing"),
+        pytest.param(-3, 5, 5, (0, 0), id="negative-is-nothing"),
+    ],
+)
+def test_split_budget(
+    total: int, prefix_len: int, suffix_len: int, expected: tuple[int, int]
+) -> None:
+    assert split_budget(total, prefix_len, suffix_len) == expected
+    assert sum(split_budget(total, prefix_len, suffix_len)) <= max(total, 0)
+
+
+@pytest.mark.parametrize(
+    ("prefix_budget", "suffix_budget", "expected"),
+    [
+        pytest.param(10, 10, ([1, 2, 3, 4], [7, 8, 9]), id="all"),
+        pytest.param(2, 1, ([3, 4], [7]), id="prefix-end-suffix-start"),
+        pytest.param(0, 0, ([], []), id="none"),
+        pytest.param(-1, -1, ([], []), id="negative"),
+    ],
+)
+def test_fit_budget(
+    prefix_budget: int, suffix_budget: int, expected: tuple[list[int], list[int]]
+) -> None:
+    assert fit_budget([1, 2, 3, 4], [7, 8, 9], prefix_budget, suffix_budget) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("plain", ["plain"], id="none"),
+        pytest.param("", [""], id="empty"),
+        pytest.param("a<|fim_prefix|>b", ["a<", "|fim_prefix|>b"], id="one"),
+        pytest.param("<eos><eos>", ["<", "eos><", "eos>"], id="repeated"),
+        pytest.param("<|file_separator|>", ["<", "|file_separator|>"], id="whole"),
+    ],
+)
+def test_split_markers(text: str, expected: list[str]) -> None:
+    pieces = split_markers(text, ["<|fim_prefix|>", "<eos>", "<|file_separator|>"])
+    assert pieces == expected
+    assert "".join(pieces) == text
+
+
+def test_tokenize_plain_calls_the_tokenizer_once_without_markers() -> None:
+    calls: list[str] = []
+
+    def tokenize(text: str) -> list[int]:
+        calls.append(text)
+        return chars(text)
+
+    assert tokenize_plain(tokenize, "def f():") == chars("def f():")
+    assert calls == ["def f():"]
+
+
+@pytest.mark.parametrize(
+    ("fim", "expected"),
+    [
+        pytest.param(FIM, {1, 67, 68, 69, 70}, id="codegemma"),
+        pytest.param(
+            FimTokens(
+                bos=2,
+                eos=1,
+                fim_prefix=67,
+                fim_middle=68,
+                fim_suffix=69,
+                file_separator=70,
+                end_of_turn=107,
+            ),
+            {1, 67, 68, 69, 70, 107},
+            id="with-end-of-turn",
+        ),
+    ],
+)
+def test_stop_ids(fim: FimTokens, expected: set[int]) -> None:
+    assert fim.stop_ids == expected
+
+
+def test_psm_is_the_registered_builder() -> None:
+    assert BUILDERS["psm"] is build_psm
