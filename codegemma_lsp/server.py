@@ -122,6 +122,37 @@ class CodeGemmaServer(LanguageServer):
         if previous != settings.model:
             self.start_loading()
 
+    def set_workspace_settings(self, value: Any) -> bool:
+        """Take settings pushed by the client; False when they hold nothing for us."""
+        layer, problems = client_layer(value)
+        for problem in problems:
+            self.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
+        if not layer:
+            return False
+        self.sources.workspace = layer
+        return True
+
+    async def pull_workspace_settings(self) -> None:
+        """Ask for the ``codegemma`` section when the client supports ``workspace/configuration``."""
+        workspace = self.client_capabilities.workspace
+        if workspace is None or not workspace.configuration:
+            return
+        try:
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section="codegemma")])
+                ),
+                5,
+            )
+        except Exception as exc:  # a client that fails the pull keeps the settings it pushed
+            log.warning("workspace/configuration failed: %s", exc)
+            return
+        if result and result[0] is not None:
+            layer, problems = client_layer(result[0])
+            for problem in problems:
+                self.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
+            self.sources.workspace = layer
+
     def start_loading(self) -> None:
         self._load_task = asyncio.ensure_future(self._load_with_progress())
 
@@ -364,18 +395,18 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
             log.warning("%s", problem)
 
     @server.feature(types.INITIALIZED)
-    def initialized(ls: CodeGemmaServer, params: types.InitializedParams) -> None:
+    async def initialized(ls: CodeGemmaServer, params: types.InitializedParams) -> None:
         ls._loop = asyncio.get_running_loop()
+        await ls.pull_workspace_settings()
         ls.apply_settings()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(
+    async def did_change_configuration(
         ls: CodeGemmaServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        layer, problems = client_layer(params.settings)
-        for problem in problems:
-            ls.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
-        ls.sources.workspace = layer
+        # Clients that use the pull model send an empty notification and expect a pull.
+        if not ls.set_workspace_settings(params.settings):
+            await ls.pull_workspace_settings()
         ls.apply_settings()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -135,7 +135,7 @@ class CursorContext:
     rest: str  # the cursor's line after the cursor
     indent: int  # indentation of the line the completion's content starts on
     chain: tuple[Header, ...]  # innermost first
-    function: Header | None  # innermost function, unless a container is nearer
+    function: Header | None  # outermost function inside the innermost container
     container: Header | None  # innermost container, when no function encloses the cursor
     function_depth: int  # brackets open at the cursor since the function's body opened
 
@@ -176,12 +176,12 @@ def cursor_context(
     function: Header | None = None
     container: Header | None = None
     for header in chain:
-        if header.kind == "function":
-            function = header
-            break
         if header.kind == "container":
-            container = header
+            if function is None:
+                container = header
             break
+        if header.kind == "function":
+            function = header  # the outermost: nested functions may return to it
     depth = 0
     if function is not None and not syntax.indent_blocks:
         stack = syntax.lex.open_brackets(prefix[function.offset :])

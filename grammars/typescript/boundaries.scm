@@ -17,11 +17,14 @@
   (ambient_declaration)
   (method_definition)
   (abstract_method_signature)
-  (export_statement declaration: (_))
-  (lexical_declaration
-    (variable_declarator
-      value: [(arrow_function) (function_expression) (class)]))
 ] @boundary.definition
+
+(export_statement declaration: (_)) @boundary.definition
+
+; One pattern per value: an alternation nested this deep over-matches (tree-sitter 0.26).
+(lexical_declaration (variable_declarator value: (arrow_function))) @boundary.definition
+(lexical_declaration (variable_declarator value: (function_expression))) @boundary.definition
+(lexical_declaration (variable_declarator value: (class))) @boundary.definition
 
 (program (_) @boundary.statement)
 (statement_block (_) @boundary.statement)

@@ -62,6 +62,9 @@ class Tools:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        # The extension host passes this on to the server, which then imports
+        # this checkout's package even when it is not installed.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         return env
 
     def missing(self) -> list[str]:

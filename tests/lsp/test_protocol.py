@@ -303,3 +303,34 @@ async def test_load_failure_is_shown_and_server_keeps_serving(
     finally:
         await client.shutdown_session()
         await client.stop()
+
+
+async def test_settings_pulled_and_pushed_reload_the_model(tmp_path: Path) -> None:
+    script = tmp_path / "out.txt"
+    script.write_text("from_script()")
+    client = _make_client()
+    client.set_configuration({"codegemma": {"model": {"backend": "fake"}}})
+    await client.start_io(*SERVER)
+    try:
+        capabilities = types.ClientCapabilities(
+            workspace=types.WorkspaceClientCapabilities(configuration=True),
+        )
+        await client.initialize_session(
+            types.InitializeParams(capabilities=capabilities, root_uri=tmp_path.as_uri())
+        )
+        uri = _open(client, tmp_path)
+        await _wait_ready(client)
+        result = await _inline(client, uri)
+        assert result is not None and result.items[0].insert_text == "pass  # codegemma-fake"
+        client.codegemma_status = None  # type: ignore[attr-defined]
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"codegemma": {"model": {"backend": f"scripted:{script}"}}}
+            )
+        )
+        await _wait_ready(client)
+        result = await _inline(client, uri)
+        assert result is not None and result.items[0].insert_text == "from_script()"
+    finally:
+        await client.shutdown_session()
+        await client.stop()

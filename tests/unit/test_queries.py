@@ -95,6 +95,8 @@ def test_boundaries_find_the_definition_and_its_statements(name: str) -> None:
     # The function holding the cursor is a definition, its `if` a statement.
     assert any(re.search(r"\b(total|Total|App)\b", d.split("\n")[0]) for d in definitions)
     assert any(s.lstrip().startswith("if") for s in statements)
+    # A plain variable is no definition (a nested alternation once made it one).
+    assert not any("add(" in d.split("\n")[0] for d in definitions)
     # A continuation line of a split call is never a statement of its own.
     assert not any(s.lstrip().startswith("b)") for s in statements)
     assert found.get("boundary.leading"), "comments should be able to lead a definition"

@@ -1,0 +1,167 @@
+"""Emacs, with eglot and editor-configs/emacs/codegemma-lsp.el, showing and accepting ghost text.
+
+One ``emacs -Q --batch`` run loads the ERT tests in emacs/*.el and runs them all
+against one real server (``--backend scripted:``); each ERT test then becomes one
+pytest test here. A failure prints the ERT output, eglot's events buffer and the
+server's log.
+
+Needs ``emacs`` on PATH and eglot: built into Emacs 29+, and for Emacs 28 Debian's
+``elpa-eglot`` (found under /usr/share/emacs/site-lisp/elpa/eglot-*), or a folder
+named by ``CODEGEMMA_EGLOT_DIR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.editor
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "editor-configs" / "emacs" / "codegemma-lsp.el"
+ERT_DIR = Path(__file__).resolve().parent / "emacs"
+ERT_FILES = sorted(ERT_DIR.glob("*-test.el"))
+ELPA_DIRS = [Path("/usr/share/emacs/site-lisp/elpa"), Path.home() / ".emacs.d" / "elpa"]
+SCRIPTED_OUTPUT = "add(1, 2)"  # the ERT tests expect this completion
+TIMEOUT_S = 90
+LOG_TAIL_CHARS = 6000
+
+_RESULT_LINE = re.compile(r"^\s*(passed|FAILED|skipped)\s+\d+/\d+\s+(\S+)", re.MULTILINE)
+
+
+def ert_test_names() -> list[str]:
+    names: list[str] = []
+    for file in ERT_FILES:
+        names += re.findall(r"^\(ert-deftest\s+(\S+)", file.read_text(encoding="utf-8"), re.M)
+    return names
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.name))
+
+
+def find_eglot_dir(emacs: str) -> Path | None:
+    """A folder to put on ``load-path`` for eglot; None when Emacs has it built in.
+
+    Raises LookupError when there is no eglot at all.
+    """
+    override = os.environ.get("CODEGEMMA_EGLOT_DIR")
+    if override:
+        return Path(override)
+    probe = subprocess.run(
+        [emacs, "-Q", "--batch", "--eval", '(princ (if (locate-library "eglot") "yes" "no"))'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    if probe.stdout.strip() == "yes":
+        return None
+    candidates = [
+        d for elpa in ELPA_DIRS for d in elpa.glob("eglot-*") if (d / "eglot.el").is_file()
+    ]
+    if not candidates:
+        raise LookupError("no eglot: install Debian's elpa-eglot or set CODEGEMMA_EGLOT_DIR")
+    return max(candidates, key=_version_key)
+
+
+@dataclass(frozen=True)
+class ErtRun:
+    results: dict[str, str]
+    returncode: int | None
+    output: str
+    events: Path
+    server_log: Path
+
+    def report(self) -> str:
+        parts = [
+            f"emacs exit code: {self.returncode}",
+            f"--- emacs output (tail) ---\n{self.output[-LOG_TAIL_CHARS * 2 :]}",
+        ]
+        for path in (self.events, self.server_log):
+            text = path.read_text(errors="replace") if path.exists() else "(missing)"
+            parts.append(f"--- {path.name} (tail) ---\n{text[-LOG_TAIL_CHARS:]}")
+        return "\n".join(parts)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        pytest.skip("emacs is not installed (apt-get install emacs-nox elpa-eglot)")
+    try:
+        eglot_dir = find_eglot_dir(emacs)
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    work = tmp_path_factory.mktemp("emacs")
+    project = work / "project"
+    project.mkdir()
+    scripted = work / "model-output.txt"
+    scripted.write_text(SCRIPTED_OUTPUT, encoding="utf-8")
+    events = work / "eglot-events.log"
+    server_log = work / "server.log"
+    server = [
+        sys.executable, "-m", "codegemma_lsp", "serve",
+        "--backend", f"scripted:{scripted}", "--log-file", str(server_log), "-v",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
+    env.update(
+        HOME=str(work),  # keep eglot and project.el away from the user's ~/.emacs.d
+        CODEGEMMA_TEST_SERVER=json.dumps(server),
+        CODEGEMMA_TEST_DIR=str(project),
+        CODEGEMMA_TEST_EVENTS=str(events),
+        # The server runs as `python -m codegemma_lsp` from a source checkout.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    command = [emacs, "-Q", "--batch"]
+    if eglot_dir is not None:
+        command += ["-L", str(eglot_dir)]
+    command += ["-l", "ert", "-l", str(PACKAGE)]
+    for file in ERT_FILES:
+        command += ["-l", str(file)]
+    command += ["-f", "ert-run-tests-batch-and-exit"]
+    # A session of its own, so that the server Emacs started dies with it.
+    process = subprocess.Popen(
+        command,
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        output, _ = process.communicate()
+    _kill_group(process.pid)
+    text = output.decode(errors="replace")
+    results = {name: status for status, name in _RESULT_LINE.findall(text)}
+    yield ErtRun(results, process.returncode, text, events, server_log)
+
+
+def test_every_ert_test_ran(ert_run: ErtRun) -> None:
+    assert set(ert_run.results) == set(ert_test_names()), ert_run.report()
+    assert ert_run.returncode == 0, ert_run.report()
+
+
+@pytest.mark.parametrize("name", ert_test_names())
+def test_ert(ert_run: ErtRun, name: str) -> None:
+    assert ert_run.results.get(name) == "passed", f"ERT test {name}\n{ert_run.report()}"
