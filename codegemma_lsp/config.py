@@ -202,7 +202,8 @@ def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 def client_layer(value: Any) -> tuple[dict[str, Any], list[str]]:
     """Settings sent by a client: either ``{"codegemma": {...}}`` or the section itself."""
-    if value is None:
+    # Neovim encodes an empty Lua table as [], so an empty list means "nothing".
+    if value is None or value == []:
         return {}, []
     if not isinstance(value, Mapping):
         return {}, [f"settings must be an object, got {type(value).__name__}; ignored"]

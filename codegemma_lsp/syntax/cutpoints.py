@@ -206,12 +206,17 @@ def shift_window(window: Window, start: int, old_end: int, new_end: int) -> Wind
     def move_cut(cut: Cut) -> Cut:
         return replace(cut, offset=move(cut.offset))
 
-    cursor = move(window.cursor)
+    # The cursor follows what is typed at it, unlike a cut.
+    cursor = window.cursor
+    if cursor >= old_end:
+        cursor += delta
+    elif cursor >= start:
+        cursor = new_end
     return Window(
         prefix=move_cut(window.prefix),
         middle=move_cut(window.middle),
         suffix=move_cut(window.suffix),
-        cursor=new_end if cursor == LOST else cursor,
+        cursor=cursor,
     )
 
 
@@ -254,7 +259,8 @@ class _LineFinder(_Finder):
         for ls in line_starts_between(self.source, lo, hi):
             le = line_end(self.source, ls)
             text = self.source[ls:le]
-            if is_blank(text):
+            # A line that opens with a closer ends something: no place to start.
+            if is_blank(text) or text.lstrip()[:1] in (b"}", b")", b"]"):
                 continue
             found.append(
                 _Start(

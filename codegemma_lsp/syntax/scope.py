@@ -225,9 +225,8 @@ def _by_text(
     language: LanguageSpec | None,
     in_comments: TriviaSetting,
 ) -> ScopeDecision:
-    if language is not None and language.line_comment:
-        if language.line_comment.encode() in before:
-            return _from_setting(in_comments, "comment")
+    if language is not None and language.line_comment and language.line_comment.encode() in before:
+        return _from_setting(in_comments, "comment")
     if _mid_identifier(before, after):
         return ScopeDecision(Scope.NONE, "mid-identifier")
     if _code_right(after):

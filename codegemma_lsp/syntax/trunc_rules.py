@@ -12,8 +12,8 @@ cut that is). Rules:
   suffix already supplies at the same place.
 - ``block_end``: the middle leaves the function it is in, or finishes the
   definition it opened at the top level or in a class body.
-- ``dead_code``: a statement after ``return`` (``raise``, ``break`` ...) in the
-  same block; models repeat the closing line of a function so.
+- ``dead_code``: a second ``return`` (``raise``, ``break`` ...) right after
+  one in the same block; models repeat the closing line of a function so.
 """
 
 from __future__ import annotations
@@ -115,7 +115,6 @@ def propose(gen: Generated, ctx: CursorContext, syntax: Syntax | None, scope: Sc
     proposals = [Proposal(len(gen.text), "complete")]
     if scope == "line":
         proposals.append(_line_scope(gen))
-    proposals.append(_suffix_lines(gen, ctx))
     proposals.append(_rest_of_line(gen, ctx))
     if syntax is None:
         proposals.append(_dedent(gen, ctx))
@@ -124,7 +123,9 @@ def propose(gen: Generated, ctx: CursorContext, syntax: Syntax | None, scope: Sc
         if syntax.indent_blocks:
             proposals.append(_indentation(gen, ctx, syntax))
         proposals.append(_dead_code(gen, ctx, syntax))
-    return min(proposals, key=lambda p: p.cut)
+    best = min(proposals, key=lambda p: p.cut)
+    overlap = _suffix_lines(gen, ctx, best.cut)
+    return overlap if overlap.cut <= best.cut else best
 
 
 _NONE = Proposal(1 << 62, "")
@@ -148,18 +149,23 @@ def _targets(ctx: CursorContext) -> list[str]:
     return (first + [row.rstrip() for row in rows[1:40] if row.strip()])[:3]
 
 
-def _suffix_lines(gen: Generated, ctx: CursorContext) -> Proposal:
+def _suffix_lines(gen: Generated, ctx: CursorContext, end: int) -> Proposal:
+    """The middle repeats the suffix's next lines (looking no further than ``end``)."""
     targets = _targets(ctx)
     if not targets:
         return _NONE
-    lines = gen.lines
-    first_row = 0 if ctx.at_line_start else 1
-    partial_last = not gen.text.endswith("\n")
-    for i in range(first_row, len(lines)):
+    lines = [line for line in gen.lines if line.start < end]
+    if not lines:
+        return _NONE
+    partial_last = lines[-1].end >= len(gen.text) and not gen.text.endswith("\n")
+    for i in range(0 if ctx.at_line_start else 1, len(lines)):
         if lines[i].full.rstrip() != targets[0]:
             if not (i == len(lines) - 1 and partial_last and _is_partial_of(lines[i].full, targets[0])):
                 continue
-        if _rest_matches(gen, i + 1, targets[1:], partial_last):
+        matched, more = _repeats(lines, i + 1, targets[1:], partial_last)
+        # A middle may well contain the suffix's first line; it repeats the
+        # suffix when it ends with it, or repeats two lines of it.
+        if matched and (matched > 1 or not more):
             return Proposal(line_cut(gen, ctx, i), "suffix_overlap")
     return _NONE
 
@@ -168,18 +174,27 @@ def _is_partial_of(line: str, target: str) -> bool:
     return len(line.strip()) >= 3 and target.startswith(line.rstrip())
 
 
-def _rest_matches(gen: Generated, i: int, targets: list[str], partial_last: bool) -> bool:
+def _repeats(lines: list[GenLine], i: int, targets: list[str], partial_last: bool) -> tuple[int, bool]:
+    """How many lines, counting the one before ``i``, match the suffix's (0: a
+    mismatch), and whether the middle has more code after them."""
+    matched = 1
     for target in targets:
-        while i < len(gen.lines) and not gen.lines[i].full.strip():
-            i += 1
-        if i >= len(gen.lines):
-            return True
-        line = gen.lines[i].full.rstrip()
-        last = i == len(gen.lines) - 1
+        i = _next_code_line(lines, i)
+        if i >= len(lines):
+            return matched, False
+        line = lines[i].full.rstrip()
+        last = i == len(lines) - 1
         if line != target and not (last and partial_last and target.startswith(line)):
-            return False
+            return 0, True
+        matched += 1
         i += 1
-    return True
+    return matched, _next_code_line(lines, i) < len(lines)
+
+
+def _next_code_line(lines: list[GenLine], i: int) -> int:
+    while i < len(lines) and not lines[i].full.strip():
+        i += 1
+    return i
 
 
 def _rest_of_line(gen: Generated, ctx: CursorContext) -> Proposal:
@@ -296,22 +311,23 @@ def _continues(gen: Generated, i: int, syntax: Syntax) -> bool:
 
 
 def _dead_code(gen: Generated, ctx: CursorContext, syntax: Syntax) -> Proposal:
-    terminal: tuple[int, int] | None = None  # (indent, depth after it)
+    terminal: tuple[int, int, str] | None = None  # (indent, depth after it, its keyword)
     lines = gen.lines
     for i, line in enumerate(lines):
         code = line.code
         if not code or line.opaque or syntax.is_comment(code):
             continue
+        word = first_word(code)
         if terminal is not None:
-            indent, depth = terminal
+            indent, depth, terminal_word = terminal
             if line.indent < indent:
                 terminal = None
             elif line.indent == indent and line.depth == depth:
-                if not syntax.is_clause(code) and not code.endswith(":") and not code.startswith("#"):
+                if word == terminal_word:
                     return Proposal(line_cut(gen, ctx, i), "dead_code")
                 terminal = None
-        if first_word(code) in _TERMINAL_WORDS and not is_continued(code, syntax):
+        if word in _TERMINAL_WORDS and not is_continued(code, syntax):
             after = lines[i + 1].depth if i + 1 < len(lines) else line.depth
             if after <= line.depth:
-                terminal = (line.indent, after)
+                terminal = (line.indent, after, word)
     return _NONE

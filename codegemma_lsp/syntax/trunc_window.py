@@ -138,6 +138,10 @@ def _outside_strings(text: str, syntax: Syntax) -> bool:
 class Verdict:
     errors: int
     first_error: int | None  # where the first error at or after the middle starts, in the middle
+    inside: bool  # an error starts inside the middle: the middle itself is broken
+
+    def whole(self, baseline: int) -> bool:
+        return self.errors <= baseline and not self.inside
 
 
 class Judge:
@@ -159,9 +163,10 @@ class Judge:
         low = len(self._head)
         errors, first = _errors(tree.root_node, low)
         if first is None:
-            return Verdict(errors, None)
+            return Verdict(errors, None, inside=False)
         offset = min(first, low + len(body)) - low
-        return Verdict(errors, len(body[:offset].decode("utf-8", errors="ignore")))
+        inside = 0 < offset < len(body)
+        return Verdict(errors, len(body[:offset].decode("utf-8", errors="ignore")), inside)
 
 
 def _errors(root: tree_sitter.Node, low: int) -> tuple[int, int | None]:

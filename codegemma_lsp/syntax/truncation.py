@@ -97,7 +97,7 @@ def truncate_explained(
         if judge.parses >= MAX_PARSES:
             break
         verdict = judge.verdict(text)
-        if verdict.errors <= judge.baseline:
+        if verdict.whole(judge.baseline):
             reason = proposal.reason if cut == proposal.cut else "not_whole"
             return TruncationResult(text, reason, cut, judge.parses)
         if verdict.first_error is not None:

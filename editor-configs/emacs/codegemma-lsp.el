@@ -151,7 +151,7 @@ model in memory) for all its languages."
 (cl-defmethod eglot-handle-notification
   ((server eglot-lsp-server) (_method (eql codegemma/status))
    &key state model message &allow-other-keys)
-  "Keep the server's model STATE, MODEL and MESSAGE for the mode line."
+  "Keep SERVER's model STATE, MODEL and MESSAGE for the mode line."
   (puthash server (list :state state :model model :message message)
            codegemma-lsp--statuses)
   (force-mode-line-update t))
@@ -452,7 +452,7 @@ after typing."
 
 (defun codegemma-lsp--lighter ()
   "The mode-line text: \" CG\" and the model state unless it is ready."
-  (let* ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server)))
+  (let* ((server (codegemma-lsp--server))
          (status (and server (gethash server codegemma-lsp--statuses)))
          (state (plist-get status :state)))
     (propertize
@@ -488,22 +488,24 @@ after typing."
   "Show CodeGemma completions from codegemma-lsp as ghost text.
 
 After `codegemma-lsp-idle-delay' seconds without typing, the
-completion appears after point.  TAB accepts it and C-g dismisses
-it (both keys keep their usual meaning when none is shown).
-Typing its next characters keeps the rest shown; any other edit
-dismisses it.  `codegemma-lsp-complete' asks at once.
+completion appears after point.  The Tab key accepts it and the
+key of `keyboard-quit' dismisses it; while none is shown, both keys
+do what they did before.  Typing its next characters keeps the
+rest shown; any other edit dismisses it.  `codegemma-lsp-complete'
+asks at once.
 
 Eglot must manage the buffer with codegemma-lsp; with
-`codegemma-lsp-auto-start' this mode starts it.
-
-\\{codegemma-lsp-mode-map}"
+`codegemma-lsp-auto-start' this mode starts it."
   :lighter (:eval (codegemma-lsp--lighter))
   :keymap codegemma-lsp-mode-map
   (cond
    (codegemma-lsp-mode
     (setq codegemma-lsp--last-tick (buffer-chars-modified-tick))
     (add-hook 'post-command-hook #'codegemma-lsp--post-command nil t)
+    ;; Only in modes the server is registered for: elsewhere eglot would
+    ;; start some other server, or complain that it knows none.
     (when (and codegemma-lsp-auto-start buffer-file-name
+               (codegemma-lsp--language-id major-mode)
                (not (bound-and-true-p eglot--managed-mode)))
       (eglot-ensure)))
    (t

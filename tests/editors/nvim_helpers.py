@@ -52,8 +52,6 @@ def find_neovim() -> Neovim | None:
 
 def server_command(*args: str) -> list[str]:
     """The real server on stdio, run by this interpreter."""
-    if os.environ.get("TMP_FAKE"):  # TEMPORARY
-        return [sys.executable, "/tmp/nvimtest/fake_server.py", "serve", *args]
     return [sys.executable, "-m", "codegemma_lsp", "serve", *args]
 
 

@@ -203,10 +203,12 @@ def code_server(tools: Tools, vsix: Path, tmp_path: Path) -> Iterator[CodeServer
         "chat.disableAIFeatures": True,
         "files.autoSave": "off",
     }
-    (user_data / "User").mkdir(parents=True)
-    (user_data / "User" / "settings.json").write_text(
-        json.dumps(settings, indent=1), encoding="utf-8"
-    )
+    # code-server's window is a remote one: VS Code reads machine-scoped settings
+    # (codegemma.server.*, codegemma.model.path) from the remote machine's
+    # settings, Machine/settings.json, and may ignore their values in User/.
+    for scope in ("User", "Machine"):
+        (user_data / scope).mkdir(parents=True)
+        (user_data / scope / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
     entry = [str(tools.node), str(tools.code_server)]
     # --config keeps code-server from writing ~/.config/code-server/config.yaml.

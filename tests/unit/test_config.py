@@ -94,6 +94,7 @@ def test_env_layer_reads_prefixed_variables() -> None:
     ("value", "layer", "problems"),
     [
         pytest.param(None, {}, 0, id="none"),
+        pytest.param([], {}, 0, id="empty-lua-table"),
         pytest.param(
             {"codegemma": {"model": {"nCtx": 1}}}, {"model": {"nCtx": 1}}, 0, id="wrapped"
         ),

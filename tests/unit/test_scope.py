@@ -152,12 +152,19 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "empty-block-next-line": "class A\n{\n    void F(int a)\n    {\n        █\n    }\n}\n",
         "filled-block": "class A\n{\n    int F(int a) {█\n        return a;\n    }\n}\n",
         "arguments": "class A\n{\n    void F()\n    {\n        var x = G(a, █);\n    }\n}\n",
-        "arguments-next-line": "class A\n{\n    void F()\n    {\n        G(a,\n          █\n        );\n    }\n}\n",
+        "arguments-next-line": (
+            "class A\n{\n    void F()\n    {\n        G(a,\n          █\n        );\n    }\n}\n"
+        ),
         "collection": "class A\n{\n    int[] x = {1, █};\n}\n",
-        "mid-identifier": "class A\n{\n    void F()\n    {\n        var x = val█ue + 1;\n    }\n}\n",
+        "mid-identifier": (
+            "class A\n{\n    void F()\n    {\n        var x = val█ue + 1;\n    }\n}\n"
+        ),
         "before-call": "class A\n{\n    void F()\n    {\n        var x = Value█(1);\n    }\n}\n",
         "expression": "class A\n{\n    void F()\n    {\n        var x = a + █\n    }\n}\n",
-        "new-line": "class A\n{\n    int F()\n    {\n        var y = 1;\n        █\n        return y;\n    }\n}\n",
+        "new-line": (
+            "class A\n{\n    int F()\n    {\n        var y = 1;\n        █\n"
+            "        return y;\n    }\n}\n"
+        ),
         "string": 'class A\n{\n    string x = "ab█c";\n}\n',
         "interpolation": 'class A\n{\n    string x = $"a{b█}";\n}\n',
         "comment": "class A\n{\n    int x = 1; // ab█c\n}\n",

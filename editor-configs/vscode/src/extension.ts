@@ -16,7 +16,6 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 
 import { documentSelector, serverLaunch, serverSettings, type ServerSettings } from "./settings";
@@ -66,7 +65,10 @@ class CodeGemma implements vscode.Disposable {
       this.fail(launch.error);
       return;
     }
-    const serverOptions: ServerOptions = { ...launch, transport: TransportKind.stdio };
+    // No `transport`: TransportKind.stdio would append `--stdio` to the arguments,
+    // which the server does not take. Without it the client still speaks over stdio.
+    const serverOptions: ServerOptions = { ...launch };
+    this.output.info(`starting the server: ${[launch.command, ...launch.args].join(" ")}`);
     const clientOptions: LanguageClientOptions = {
       documentSelector: documentSelector(),
       outputChannel: this.output,

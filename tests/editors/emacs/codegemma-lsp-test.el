@@ -202,18 +202,20 @@
 
 (ert-deftest codegemma-lsp-test-stale-replies-are-dropped ()
   (codegemma-test--reset (concat codegemma-test--source "result = "))
-  ;; Buffer edited before the reply came.
+  ;; Buffer edited before the reply came (after point, so point stays).
   (let ((seq (codegemma-lsp--request)))
-    (insert "x")
+    (save-excursion (insert "x"))
     (codegemma-test--await-reply seq)
-    (should-not (codegemma-lsp-visible-p)))
+    (should-not (codegemma-lsp-visible-p))
+    (delete-char 1))
   ;; Point moved before the reply came.
   (let ((seq (codegemma-lsp--request)))
     (backward-char)
     (codegemma-test--await-reply seq)
-    (should-not (codegemma-lsp-visible-p)))
+    (should-not (codegemma-lsp-visible-p))
+    (forward-char))
   ;; A newer request supersedes an older one: only the newer one is shown.
-  (delete-char 1)
+  (should (equal (buffer-string) (concat codegemma-test--source "result = ")))
   (let* ((shown 0)
          (count (lambda (&rest _) (cl-incf shown))))
     (advice-add 'codegemma-lsp--show :before count)
@@ -272,6 +274,21 @@
 
 
 ;;; Without a server
+
+(ert-deftest codegemma-lsp-test-starts-eglot-only-in-its-modes ()
+  (let* ((calls nil)
+         (record (lambda () (push major-mode calls))))
+    (advice-add 'eglot-ensure :override record)
+    (unwind-protect
+        (dolist (mode '(emacs-lisp-mode python-mode))
+          (with-temp-buffer
+            (setq default-directory temporary-file-directory
+                  buffer-file-name (expand-file-name "codegemma-nowhere"))
+            (funcall mode)
+            (codegemma-lsp-mode 1)
+            (setq buffer-file-name nil)))
+      (advice-remove 'eglot-ensure record))
+    (should (equal calls '(python-mode)))))
 
 (ert-deftest codegemma-lsp-test-registered-for-the-languages ()
   (dolist (mode '(python-mode js-mode c-mode c++-mode java-mode))
