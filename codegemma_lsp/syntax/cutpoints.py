@@ -112,13 +112,21 @@ class WindowBudget:
     """Token budgets for the spans around the cursor.
 
     ``prefix_tokens`` covers everything before the cursor, the live region
-    included; ``middle_tokens`` covers the live region alone.
+    included; ``middle_tokens`` covers the live region alone (0: plain PSM).
+    ``jump_fill`` is how full a start leaves its budget when it has to move,
+    in (0, 1]: lower means rarer moves, with less context after each.
     """
 
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     middle_tokens: int = 256
     jump_fill: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0 < self.jump_fill <= 1:
+            raise ValueError(f"jump_fill must be in (0, 1], not {self.jump_fill}")
+        if min(self.prefix_tokens, self.suffix_tokens, self.middle_tokens) < 0:
+            raise ValueError("token budgets cannot be negative")
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,7 +177,7 @@ def _inside_brackets(
             continue
         if node_key(node) in blocks:
             return False
-        first = node.child(0)
+        first = node.child(0) if node.child_count else None
         if (
             first is not None
             and not first.is_named

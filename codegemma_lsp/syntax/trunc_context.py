@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from codegemma_lsp.syntax.trunc_lexer import CLOSER_OF, LexRules
@@ -201,19 +202,42 @@ def _chain(
     if stripped and not rest.strip() and syntax.opens_block(stripped):
         chain.append(_header(prefix, row_start, line_prefix, syntax))
         limit = chain[0].indent
-    end = row_start - 1
-    while end >= 0 and limit > 0:
-        start = prefix.rfind("\n", 0, end) + 1
-        line = prefix[start:end]
-        lead = indentation(line)
-        if lead < limit and line.strip():
-            header = _header_at(prefix, start, line, syntax)
-            if header is not None:
-                chain.append(header)
-                limit = header.indent
-                start = header.offset
-        end = start - 1
+    above = prefix[:row_start]
+    end = len(above)
+    while limit > 0:
+        first = _last_shallow_line(above, end, limit)
+        if first < 0:
+            break
+        start = above.rfind("\n", 0, first) + 1
+        line_end = above.find("\n", first)
+        header = _header_at(prefix, start, above[start : line_end if line_end >= 0 else end], syntax)
+        if header is not None:
+            chain.append(header)
+            limit = header.indent
+            start = header.offset
+        end = start
     return chain
+
+
+def _last_shallow_line(text: str, end: int, limit: int) -> int:
+    """Where the first character of the last line before ``end`` that is indented
+    less than ``limit`` is; -1 if none. Searches backwards chunk by chunk."""
+    pattern = _shallow_line(limit)
+    while end > 0:
+        low = max(0, end - 8192)
+        last = None
+        for last in pattern.finditer(text, low, end):  # noqa: B007 (the last one is wanted)
+            pass
+        if last is not None:
+            return last.end()
+        end = low
+    return -1
+
+
+@cache
+def _shallow_line(limit: int) -> re.Pattern[str]:
+    """The start of a line indented less than ``limit``, up to its first character."""
+    return re.compile(rf"^[ \t]{{0,{limit - 1}}}(?=\S)", re.MULTILINE)
 
 
 def _header_at(prefix: str, start: int, line: str, syntax: Syntax) -> Header | None:

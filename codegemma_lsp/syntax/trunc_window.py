@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+from functools import cache
+
 import tree_sitter
 
 from codegemma_lsp.syntax.languages import LanguageSpec
@@ -39,22 +42,26 @@ class _Level:
     outer: tuple[Header, ...]  # outermost first
 
 
-def choose_window(ctx: CursorContext, syntax: Syntax, budget: int = WINDOW_BUDGET) -> Window:
+def choose_window(ctx: CursorContext, syntax: Syntax, budget: int | None = None) -> Window:
     prefix, suffix = ctx.prefix, ctx.suffix
+    budget = WINDOW_BUDGET if budget is None else budget
     if len(prefix) + len(suffix) <= budget:
         return Window(prefix, suffix)
     chosen: tuple[_Level, int] | None = None
+    innermost: _Level | None = None
     for level in _levels(ctx, syntax):
         if not _outside_strings(prefix[: level.start], syntax):
             continue
+        innermost = level
         room = budget - (len(prefix) - level.start)
-        end = _window_end(suffix, level.indent, syntax, room if room > 0 else 0)
+        end = _window_end(suffix, level.indent, syntax, max(room, 0))
         if end is not None:
             chosen = (level, end)
             break
-        chosen = (level, _window_end(suffix, level.indent, syntax, None) or len(suffix))
     if chosen is None:
-        return Window(prefix, suffix)
+        if innermost is None:
+            return Window(prefix, suffix)
+        chosen = (innermost, _window_end(suffix, innermost.indent, syntax, None) or len(suffix))
     level, end = chosen
     head = "".join(h.source for h in level.outer) + prefix[level.start :]
     closers = "".join("\n" + h.closers(syntax.lex) for h in reversed(level.outer))
@@ -97,33 +104,45 @@ def _statement_start_before(prefix: str, row_start: int, indent: int, syntax: Sy
 def _window_end(suffix: str, indent: int, syntax: Syntax, room: int | None) -> int | None:
     """The start of the first line after the cursor's that begins a statement at
     ``indent`` or less (or closes an outer block); None when past ``room``."""
-    start = suffix.find("\n") + 1
-    if start == 0:
+    first_row = suffix.find("\n") + 1
+    if first_row == 0:
         return len(suffix)
-    previous = ""
-    while start < len(suffix):
-        if room is not None and start > room:
-            return None
+    pattern = _line_at_most(indent)
+    pos = first_row - 1
+    endpos = len(suffix) if room is None else min(len(suffix), room)
+    while True:
+        match = pattern.search(suffix, pos, endpos)
+        if match is None:
+            return len(suffix) if room is None or room >= len(suffix) else None
+        start = match.start() + 1
         end = suffix.find("\n", start)
-        if end < 0:
-            end = len(suffix)
-        line = suffix[start:end]
+        line = suffix[start : end if end >= 0 else len(suffix)]
+        stripped = line.strip()
+        pos = start
+        if syntax.is_comment(stripped) or _continues_above(suffix, first_row, start, syntax):
+            continue
+        if indentation(line) < indent:
+            return start
+        if not syntax.is_clause(stripped) and not (stripped.startswith("#") and not syntax.indent_blocks):
+            return start
+
+
+@cache
+def _line_at_most(indent: int) -> re.Pattern[str]:
+    return re.compile(rf"\n[ \t]{{0,{indent}}}(?=\S)")
+
+
+def _continues_above(text: str, first_row: int, start: int, syntax: Syntax) -> bool:
+    """Whether the code line above ``start`` (not above ``first_row``) goes on into it."""
+    end = start - 1
+    while end > first_row:
+        begin = text.rfind("\n", 0, end) + 1
+        line = text[begin:end]
         stripped = line.strip()
         if stripped and not syntax.is_comment(stripped):
-            lead = indentation(line)
-            if lead < indent:
-                if not is_continued(previous, syntax):
-                    return start
-            elif (
-                lead <= indent
-                and not syntax.is_clause(stripped)
-                and not (stripped.startswith("#") and not syntax.indent_blocks)
-                and not is_continued(previous, syntax)
-            ):
-                return start
-            previous = line
-        start = end + 1
-    return len(suffix)
+            return is_continued(line, syntax)
+        end = begin - 1
+    return False
 
 
 def _outside_strings(text: str, syntax: Syntax) -> bool:

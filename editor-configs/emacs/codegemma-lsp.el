@@ -156,11 +156,11 @@ model in memory) for all its languages."
            codegemma-lsp--statuses)
   (force-mode-line-update t))
 
-;; Eglot before 1.16 keeps one language id per server, the one of the buffer
-;; that started it, and would open a .js file as "python" in a project whose
+;; Eglot 1.9 keeps one language id per server, the one of the buffer that
+;; started it, and would open a .js file as "python" in a project whose
 ;; server a Python buffer started.  Its `eglot--language-id' is a slot
 ;; accessor, hence generic: answer per buffer for this server class.
-;; Eglot 1.16+ (`eglot--languageId') reads the per-mode ids by itself.
+;; Later eglot (1.16 has it) keeps an id per mode and `eglot--languageId'.
 (when (and (not (fboundp 'eglot--languageId))
            (fboundp 'eglot--language-id)
            (cl-generic-p 'eglot--language-id))
@@ -291,8 +291,9 @@ model in memory) for all its languages."
           (codegemma-lsp--render codegemma-lsp--current))))))
 
 (defun codegemma-lsp--follow (ghost)
-  "Keep GHOST after the last command if it typed GHOST's next characters.
-Return non-nil when GHOST is still shown."
+  "Whether GHOST survives the last command.
+It does when the command changed neither the buffer nor point, or
+when it typed GHOST's next characters: then the rest stays shown."
   (let* ((anchor (marker-position (codegemma-lsp--ghost-anchor ghost)))
          (typed-count (- (point) anchor))
          (text (codegemma-lsp--ghost-text ghost)))
@@ -407,8 +408,8 @@ after typing."
 
 (defun codegemma-lsp--execute (server command)
   "Run the LSP COMMAND on SERVER without waiting for its result."
-  ;; Not `eglot-execute-command' (obsolete in eglot 1.16) nor `eglot-execute'
-  ;; (new in 1.16): both also wait for the reply.
+  ;; Not `eglot-execute-command' (obsolete in Emacs 30) nor `eglot-execute'
+  ;; (absent from eglot 1.9): both also wait for the reply.
   (let ((arguments (plist-get command :arguments)))
     (jsonrpc-async-request
      server :workspace/executeCommand
@@ -522,16 +523,17 @@ Eglot must manage the buffer with codegemma-lsp; with
 ;; What differs between eglot 1.9 (Emacs 28 + GNU ELPA) and later ones, and
 ;; how this file copes:
 ;;
-;; - Language ids: before 1.16 a server has one id, the first buffer's; a
-;;   method on `eglot--language-id' for `codegemma-lsp-server' gives each
-;;   buffer its own.  1.16+ reads the per-mode :language-id by itself.
+;; - Language ids: in 1.9 a server has one id, the first buffer's; a method
+;;   on `eglot--language-id' for `codegemma-lsp-server' gives each buffer its
+;;   own.  Later eglot (`eglot--languageId', in 1.16 at least) reads the
+;;   per-mode :language-id by itself.
 ;; - `eglot--server-capable' became `eglot-server-capable' (1.16):
 ;;   `codegemma-lsp--capable-p' calls whichever exists.
-;; - `eglot-execute-command' is obsolete since 1.16 (`eglot-execute'), and
-;;   both wait for the reply: accepting sends workspace/executeCommand with
-;;   `jsonrpc-async-request' instead.
-;; - Contact functions get (INTERACTIVE) in 1.9 and (INTERACTIVE PROJECT)
-;;   later: `codegemma-lsp--contact' takes both as optional.
+;; - `eglot-execute-command' is declared obsolete for Emacs 30 in favour of
+;;   `eglot-execute' (absent from 1.9), and both wait for the reply:
+;;   accepting sends workspace/executeCommand with `jsonrpc-async-request'.
+;; - Contact functions get (INTERACTIVE) in 1.9 and may get (INTERACTIVE
+;;   PROJECT) later: `codegemma-lsp--contact' takes both as optional.
 ;; - Unchanged across versions and used here: `eglot-current-server',
 ;;   `eglot--TextDocumentPositionParams' and `eglot--lsp-position-to-point'
 ;;   (both follow the negotiated position encoding in 1.12+),

@@ -432,3 +432,16 @@ def test_crlf_lines_are_cut_after_their_line_feed() -> None:
     _check_window(source, window, budget, approx_tokens)
     assert window.prefix.kind in SYNTAX_KINDS
     assert source[window.suffix_end - 2 : window.suffix_end] == b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"jump_fill": 0.0}, id="no-fill"),
+        pytest.param({"jump_fill": 1.5}, id="overfill"),
+        pytest.param({"prefix_tokens": -1}, id="negative"),
+    ],
+)
+def test_budget_rejects_nonsense(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        WindowBudget(**kwargs)  # type: ignore[arg-type]
