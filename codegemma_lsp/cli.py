@@ -151,16 +151,10 @@ def run_complete(args: argparse.Namespace) -> int:
         sys.stderr.write(f"codegemma-lsp: {exc}\n")
         return 1
     language = default_registry().lookup(None, str(args.file))
-    document = Document(
-        args.file.as_uri() if args.file.is_absolute() else args.file.resolve().as_uri(),
-        text,
-        language=language,
-    )
+    document = Document(args.file.resolve().as_uri(), text, language=language)
     query = CompletionQuery(
-        text=document.text,
+        document=document.snapshot(),
         cursor=document.offset_at(args.line, args.character),
-        language=language,
-        tree=document.tree,
         path=args.file.name,
     )
     outcome = run_completion(backend, query, settings, CancelToken())

@@ -1,9 +1,10 @@
 """The request pipeline: from a document snapshot and a cursor to the text to show.
 
-It knows nothing of LSP. ``plan_completion`` is pure (scope and windows);
-``run_completion`` calls the backend on the inference thread; ``finish_completion``
-is pure post-processing. The server and the ``complete`` command both go
-through ``run_completion``, so what the command prints is what an editor shows.
+It knows nothing of LSP. ``plan_completion`` is pure (scope and windows, from the
+syntax layer); ``run_completion`` calls the backend on the inference thread;
+``finish_completion`` is pure post-processing (syntax-whole truncation). The
+server, the ``complete`` command and the HumanEval harness all go through
+``run_completion``, so what they measure is what an editor shows.
 """
 
 from __future__ import annotations
@@ -13,43 +14,41 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-import tree_sitter
-
 from codegemma_lsp.config import Settings
+from codegemma_lsp.documents import DocumentSnapshot, TreeEdit
 from codegemma_lsp.engine.base import Backend, CancelToken, FimRequest, Generation
-from codegemma_lsp.syntax.languages import LanguageSpec
+from codegemma_lsp.syntax.cutpoints import Window, WindowBudget, choose_window, shift_window
+from codegemma_lsp.syntax.scope import Scope, completion_scope
+from codegemma_lsp.syntax.truncation import truncate
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["none", "line", "block"]
-
-# The backend fits the windows to exact token budgets; this cheap bound keeps the
-# text handed to the tokenizer small on huge files (code averages 3-4 chars a token).
-CHARS_PER_TOKEN_BOUND = 6
+# A single line rarely needs more; the cap keeps a runaway line from costing a block's budget.
+SINGLE_LINE_MAX_TOKENS = 48
 
 
 @dataclass(frozen=True)
 class CompletionQuery:
-    """A read-only view of one document at one cursor (a str index into ``text``)."""
+    """One document snapshot, a cursor (a str index into its text) and the last window."""
 
-    text: str
+    document: DocumentSnapshot
     cursor: int
-    language: LanguageSpec | None = None
-    tree: tree_sitter.Tree | None = None
     path: str | None = None
+    previous: Window | None = None
 
 
 @dataclass(frozen=True)
 class CompletionPlan:
-    request: FimRequest
     scope: Scope
     reason: str
+    window: Window | None = None
+    request: FimRequest | None = None
 
 
 @dataclass(frozen=True)
 class CompletionOutcome:
     text: str
-    plan: CompletionPlan | None
+    plan: CompletionPlan
     generation: Generation | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -58,38 +57,55 @@ class CompletionOutcome:
         return self.generation is not None and self.generation.stop_reason == "cancelled"
 
 
-def decide_scope(text: str, cursor: int) -> tuple[Scope, str]:
-    """Line-based scope: code to the right of the cursor means a single line."""
-    line_end = text.find("\n", cursor)
-    rest_of_line = text[cursor : len(text) if line_end < 0 else line_end]
-    if rest_of_line.strip():
-        return "line", "code right of cursor"
-    return "block", "end of line"
+def carry_window(window: Window, edits: list[TreeEdit]) -> Window:
+    """Move a window's offsets through edits made since it was chosen."""
+    for edit in edits:
+        window = shift_window(window, edit.start_byte, edit.old_end_byte, edit.new_end_byte)
+    return window
 
 
-def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPlan | None:
-    scope, reason = decide_scope(query.text, query.cursor)
-    if scope == "none":
-        return None
-    fim = settings.fim
-    prefix_start = max(0, query.cursor - fim.prefix_tokens * CHARS_PER_TOKEN_BOUND)
-    suffix_end = min(len(query.text), query.cursor + fim.suffix_tokens * CHARS_PER_TOKEN_BOUND)
-    request = FimRequest(
-        prefix=query.text[prefix_start : query.cursor],
-        suffix=query.text[query.cursor : suffix_end],
-        path=query.path if fim.path_line else None,
-        max_new_tokens=settings.completion.max_new_tokens,
-        single_line=scope == "line",
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPlan:
+    snapshot = query.document
+    data = snapshot.encoded
+    cursor = snapshot.byte_at_offset(query.cursor)
+    trivia = settings.completion.comments
+    decision = completion_scope(
+        snapshot.tree, data, cursor, snapshot.language, in_comments=trivia, in_strings=trivia
     )
-    return CompletionPlan(request=request, scope=scope, reason=reason)
+    if decision.scope is Scope.NONE:
+        return CompletionPlan(decision.scope, decision.reason)
+    budget = WindowBudget(
+        prefix_tokens=settings.fim.prefix_tokens,
+        suffix_tokens=settings.fim.suffix_tokens,
+        middle_tokens=0,
+    )
+    window = choose_window(
+        snapshot.tree, data, cursor, budget, language=snapshot.language, previous=query.previous
+    )
+    max_new = settings.completion.max_new_tokens
+    request = FimRequest(
+        prefix=_decode(data[window.prefix_start : cursor]),
+        suffix=_decode(data[cursor : window.suffix_end]),
+        path=query.path if settings.fim.path_line else None,
+        max_new_tokens=min(max_new, SINGLE_LINE_MAX_TOKENS)
+        if decision.scope is Scope.LINE
+        else max_new,
+        single_line=decision.scope is Scope.LINE,
+    )
+    return CompletionPlan(decision.scope, decision.reason, window, request)
 
 
-def finish_completion(plan: CompletionPlan, raw: str) -> str:
-    """The part of the raw model output to show."""
-    text = raw
-    if plan.scope == "line":
-        text = text.split("\n", 1)[0]
-    return text.rstrip()
+def finish_completion(plan: CompletionPlan, raw: str, snapshot: DocumentSnapshot) -> str:
+    """The part of the raw model output to show: whole syntax, no repeat of the suffix."""
+    if plan.request is None:
+        return ""
+    scope: Literal["line", "block"] = "line" if plan.scope is Scope.LINE else "block"
+    text = truncate(plan.request.prefix, raw, plan.request.suffix, snapshot.language, scope=scope)
+    return text if text.strip() else ""
 
 
 def run_completion(
@@ -98,19 +114,14 @@ def run_completion(
     started = time.perf_counter()
     plan = plan_completion(query, settings)
     planned = time.perf_counter()
-    if plan is None or cancel.cancelled:
-        return CompletionOutcome("", plan, timings_ms={"plan": (planned - started) * 1000})
+    timings = {"plan": (planned - started) * 1000}
+    if plan.request is None or cancel.cancelled:
+        return CompletionOutcome("", plan, timings_ms=timings)
     generation = backend.complete(plan.request, cancel)
     generated = time.perf_counter()
-    text = "" if generation.stop_reason == "cancelled" else finish_completion(plan, generation.text)
-    finished = time.perf_counter()
-    return CompletionOutcome(
-        text,
-        plan,
-        generation,
-        timings_ms={
-            "plan": (planned - started) * 1000,
-            "infer": (generated - planned) * 1000,
-            "finish": (finished - generated) * 1000,
-        },
-    )
+    timings["infer"] = (generated - planned) * 1000
+    if generation.stop_reason == "cancelled":
+        return CompletionOutcome("", plan, generation, timings)
+    text = finish_completion(plan, generation.text, query.document)
+    timings["truncate"] = (time.perf_counter() - generated) * 1000
+    return CompletionOutcome(text, plan, generation, timings)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -375,6 +376,7 @@ class DocumentSnapshot(_PositionMethods):
 
     uri: str
     version: int
+    revision: int
     language: LanguageSpec | None
     encoding: PositionEncoding
     source: SourceText
@@ -384,7 +386,21 @@ class DocumentSnapshot(_PositionMethods):
 class Document(_PositionMethods):
     """One open document. Edits update the text, the line index and the tree."""
 
-    __slots__ = ("_parser", "encoding", "language", "source", "tree", "uri", "version")
+    __slots__ = (
+        "_history",
+        "_oldest",
+        "_parser",
+        "encoding",
+        "language",
+        "revision",
+        "source",
+        "tree",
+        "uri",
+        "version",
+    )
+
+    HISTORY = 64
+    """How many batches of edits are kept for :meth:`edits_since`."""
 
     def __init__(
         self,
@@ -404,6 +420,11 @@ class Document(_PositionMethods):
         self.tree: tree_sitter.Tree | None = (
             self._parser.parse(self.source.encoded) if self._parser is not None else None
         )
+        self._history: deque[tuple[int, tuple[TreeEdit, ...]]] = deque()
+        self.revision = 0
+        """Counts batches of edits; unlike the client's version it always moves."""
+        # The oldest revision whose edits up to now are all still in the history.
+        self._oldest = 0
 
     def __repr__(self) -> str:
         language = self.language.name if self.language else None
@@ -429,6 +450,10 @@ class Document(_PositionMethods):
         self.source = source
         if version is not None:
             self.version = version
+        self.revision += 1
+        self._history.append((self.revision, tuple(edits)))
+        if len(self._history) > self.HISTORY:
+            self._oldest = self._history.popleft()[0]
         if self._parser is not None and self.tree is not None and edits:
             # Edit a copy, never the published tree: then a tree, once assigned to
             # self.tree, is never mutated, and snapshots can share it without copying.
@@ -439,11 +464,21 @@ class Document(_PositionMethods):
             self.tree = self._parser.parse(source.encoded, old)
         return clamped
 
+    def edits_since(self, revision: int) -> list[TreeEdit] | None:
+        """The byte edits, in order, that lead from ``revision`` to the current text;
+        None when the history no longer reaches back that far."""
+        if revision == self.revision:
+            return []
+        if revision < self._oldest or revision > self.revision:
+            return None
+        return [edit for r, batch in self._history if r > revision for edit in batch]
+
     def snapshot(self) -> DocumentSnapshot:
         """An immutable view of this version; cheap (no text or tree is copied)."""
         return DocumentSnapshot(
             uri=self.uri,
             version=self.version,
+            revision=self.revision,
             language=self.language,
             encoding=self.encoding,
             source=self.source,

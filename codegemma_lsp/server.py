@@ -23,13 +23,19 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from codegemma_lsp import __version__
-from codegemma_lsp.completion import CompletionOutcome, CompletionQuery, run_completion
+from codegemma_lsp.completion import (
+    CompletionOutcome,
+    CompletionQuery,
+    carry_window,
+    run_completion,
+)
 from codegemma_lsp.config import Settings, SettingsSources, client_layer
 from codegemma_lsp.documents import Document, DocumentStore, PositionEncoding, TextChange
 from codegemma_lsp.engine.host import HostStatus, ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
 from codegemma_lsp.privacy import is_secret_path
 from codegemma_lsp.stats import Stats
+from codegemma_lsp.syntax.cutpoints import Window
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +111,7 @@ class CodeGemmaServer(LanguageServer):
         self.root_path: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Task[Any]] = {}
+        self.windows: dict[str, tuple[int, Window]] = {}
         self._progress_token: str | None = None
         self._load_task: asyncio.Future[None] | None = None
         self._bad_message_reported = False
@@ -133,7 +140,7 @@ class CodeGemmaServer(LanguageServer):
         return True
 
     async def pull_workspace_settings(self) -> None:
-        """Ask for the ``codegemma`` section when the client supports ``workspace/configuration``."""
+        """Pull the ``codegemma`` section if the client supports ``workspace/configuration``."""
         workspace = self.client_capabilities.workspace
         if workspace is None or not workspace.configuration:
             return
@@ -265,11 +272,10 @@ class CodeGemmaServer(LanguageServer):
             offset = document.offset_at(position.line, position.character)
             snapshot = document.snapshot()
             query = CompletionQuery(
-                text=snapshot.text,
+                document=snapshot,
                 cursor=offset,
-                language=snapshot.language,
-                tree=snapshot.tree,
                 path=self.relative_path(uri),
+                previous=self.previous_window(uri, document),
             )
             settings = self.settings
             future, token = self.worker.submit(
@@ -281,6 +287,8 @@ class CodeGemmaServer(LanguageServer):
                 token.cancel()
                 raise
             self._log_outcome(outcome, started)
+            if outcome.plan.window is not None:
+                self.windows[uri] = (snapshot.revision, outcome.plan.window)
             if outcome.cancelled:
                 # Superseded on the worker side before this task saw a cancel.
                 raise asyncio.CancelledError
@@ -290,13 +298,27 @@ class CodeGemmaServer(LanguageServer):
             if self._inflight.get(uri) is current:
                 del self._inflight[uri]
 
+    def previous_window(self, uri: str, document: Document) -> Window | None:
+        """The last window chosen for this document, moved through the edits made since."""
+        stored = self.windows.get(uri)
+        if stored is None:
+            return None
+        revision, window = stored
+        edits = document.edits_since(revision)
+        return None if edits is None else carry_window(window, edits)
+
     def _log_outcome(self, outcome: CompletionOutcome, started: float) -> None:
-        generation = outcome.generation
+        # One line per request, with sizes and timings but never code (unless log.code).
+        plan, generation = outcome.plan, outcome.generation
+        window = plan.window
         stages = " ".join(f"{k}_ms={v:.1f}" for k, v in outcome.timings_ms.items())
         log.info(
-            "completion scope=%s prompt_tokens=%s evaluated=%s generated=%s stop=%s chars=%d "
-            "%s total_ms=%.1f",
-            outcome.plan.scope if outcome.plan else "none",
+            "completion scope=%s(%s) cut=%s kept=%s prompt_tokens=%d evaluated=%d generated=%d "
+            "stop=%s chars=%d %s total_ms=%.1f",
+            plan.scope.value,
+            plan.reason,
+            window.kind if window else "-",
+            window.prefix.kept if window else "-",
             generation.prompt_tokens if generation else 0,
             generation.evaluated_tokens if generation else 0,
             generation.generated_tokens if generation else 0,
@@ -305,7 +327,7 @@ class CodeGemmaServer(LanguageServer):
             stages,
             (time.perf_counter() - started) * 1000,
         )
-        if self.settings.log.code and outcome.plan is not None:
+        if self.settings.log.code:
             log.info("completion text: %r", outcome.text)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -424,6 +446,7 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.worker.cancel(params.text_document.uri)
+        ls.windows.pop(params.text_document.uri, None)
         ls.documents.close(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

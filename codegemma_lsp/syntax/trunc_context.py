@@ -200,7 +200,7 @@ def _chain(
     limit = indent
     stripped = line_prefix.strip()
     if stripped and not rest.strip() and syntax.opens_block(stripped):
-        chain.append(_header(prefix, row_start, line_prefix, syntax))
+        chain.append(_header(line_prefix, row_start, syntax))
         limit = chain[0].indent
     above = prefix[:row_start]
     end = len(above)
@@ -244,19 +244,32 @@ def _header_at(prefix: str, start: int, line: str, syntax: Syntax) -> Header | N
     stripped = line.strip()
     if syntax.is_ignorable(stripped):
         return None
+    top = start
     previous_start, previous = _previous_code_line(prefix, start, syntax)
-    if not syntax.indent_blocks and syntax.lex.code_end(stripped) == "{" and previous is not None:
+    if (
+        not syntax.indent_blocks
+        and syntax.lex.code_end(stripped) == "{"
+        and previous is not None
+        and indentation(previous) == indentation(line)
+    ):
         # Allman style: the header is the line above, with its brace.
-        if indentation(previous) == indentation(line):
-            return _header(prefix, previous_start, previous + "\n" + line, syntax)
-    if stripped[0] in ")]}" and not syntax.opens_block(stripped):
+        top = previous_start
+        previous_start, previous = _previous_code_line(prefix, previous_start, syntax)
+    elif stripped[0] in ")]}" and not syntax.opens_block(stripped):
         return None
-    if previous is not None and syntax.lex.code_end(previous).endswith(_CONTINUES):
-        return None  # a continuation line of the statement above
-    return _header(prefix, start, line, syntax)
+    # A statement continued from the lines above (a template line, a long
+    # signature) starts up there.
+    for _ in range(8):
+        if previous is None or not is_continued(previous, syntax):
+            break
+        top = previous_start
+        previous_start, previous = _previous_code_line(prefix, previous_start, syntax)
+    else:
+        return None
+    return _header(prefix[top : start + len(line)], top, syntax)
 
 
-def _header(prefix: str, start: int, source: str, syntax: Syntax) -> Header:
+def _header(source: str, start: int, syntax: Syntax) -> Header:
     stripped = source.strip()
     first_line = source.split("\n", 1)[0]
     return Header(

@@ -206,7 +206,7 @@ def code_server(tools: Tools, vsix: Path, tmp_path: Path) -> Iterator[CodeServer
     # code-server's window is a remote one: VS Code reads machine-scoped settings
     # (codegemma.server.*, codegemma.model.path) from the remote machine's
     # settings, Machine/settings.json, and may ignore their values in User/.
-    for scope in ("User",):
+    for scope in ("User", "Machine"):
         (user_data / scope).mkdir(parents=True)
         (user_data / scope / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
 

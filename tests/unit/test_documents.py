@@ -457,3 +457,23 @@ def test_store_opens_changes_and_closes() -> None:
     assert sorted(store) == ["file:///notes.txt", "file:///src/m%C3%A9.py"]
     with pytest.raises(KeyError):
         store.change("file:///a", [])
+
+
+def test_edits_since_replays_the_byte_edits_of_later_batches() -> None:
+    document = Document("file:///a.py", "ab\n", language=None)
+    start = document.revision
+    document.apply_changes([TextChange((0, 2), (0, 2), "c")])
+    document.apply_changes([TextChange((0, 0), (0, 1), "")])
+    edits = document.edits_since(start)
+    assert edits is not None
+    assert [(e.start_byte, e.old_end_byte, e.new_end_byte) for e in edits] == [(2, 2, 3), (0, 1, 0)]
+    assert document.edits_since(document.revision) == []
+    assert document.edits_since(document.revision + 1) is None
+
+
+def test_edits_since_forgets_beyond_its_history() -> None:
+    document = Document("file:///a.py", "", language=None)
+    for _ in range(Document.HISTORY + 2):
+        document.apply_changes([TextChange((0, 0), (0, 0), "x")])
+    assert document.edits_since(0) is None
+    assert document.edits_since(document.revision - Document.HISTORY) is not None
