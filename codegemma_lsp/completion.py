@@ -78,19 +78,24 @@ def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPla
     )
     if decision.scope is Scope.NONE:
         return CompletionPlan(decision.scope, decision.reason)
+    fim = settings.fim
+    live = fim.mode == "psm-line"
     budget = WindowBudget(
-        prefix_tokens=settings.fim.prefix_tokens,
-        suffix_tokens=settings.fim.suffix_tokens,
-        middle_tokens=0,
+        prefix_tokens=fim.prefix_tokens,
+        suffix_tokens=fim.suffix_tokens,
+        middle_tokens=fim.middle_tokens if live else 0,
     )
     window = choose_window(
         snapshot.tree, data, cursor, budget, language=snapshot.language, previous=query.previous
     )
     max_new = settings.completion.max_new_tokens
+    middle_start = min(max(window.middle_start, window.prefix_start), cursor)
     request = FimRequest(
         prefix=_decode(data[window.prefix_start : cursor]),
         suffix=_decode(data[cursor : window.suffix_end]),
-        path=query.path if settings.fim.path_line else None,
+        path=query.path if fim.path_line else None,
+        mode=fim.mode,
+        live_start=len(_decode(data[window.prefix_start : middle_start])) if live else None,
         max_new_tokens=min(max_new, SINGLE_LINE_MAX_TOKENS)
         if decision.scope is Scope.LINE
         else max_new,

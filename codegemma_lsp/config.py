@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-FimMode = Literal["psm"]
+from codegemma_lsp.prompt import FimMode
+
 CommentScope = Literal["off", "line", "block"]
 
 ENV_PREFIX = "CODEGEMMA_LSP_"
@@ -46,6 +47,8 @@ class FimSettings:
     mode: FimMode = "psm"
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
+    middle_tokens: int = 256
+    """psm-line only: the budget of the live region placed after ``<|fim_middle|>``."""
     path_line: bool = True
     """Put the workspace-relative path on the prompt's first line, as CodeGemma was trained."""
 
@@ -86,6 +89,7 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("model", "batch"): (8, 8192),
     ("fim", "prefix_tokens"): (0, 32768),
     ("fim", "suffix_tokens"): (0, 32768),
+    ("fim", "middle_tokens"): (0, 32768),
     ("completion", "max_new_tokens"): (1, 4096),
     ("completion", "max_file_bytes"): (1024, 1 << 31),
 }

@@ -19,12 +19,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 Tokenize = Callable[[str], list[int]]
 """Text to ids, without BOS and without parsing special tokens."""
 
-FimMode = Literal["psm"]
+FimMode = Literal["psm", "psm-line", "spm", "spm2"]
 
 FIM_PREFIX = "<|fim_prefix|>"
 FIM_MIDDLE = "<|fim_middle|>"
@@ -112,6 +112,164 @@ def fit_budget(
     return kept_prefix, kept_suffix
 
 
+@dataclass(frozen=True)
+class PromptParts:
+    """The texts a prompt is made of.
+
+    ``prefix[:live_start]`` is the stable part of the prefix; ``prefix[live_start:]``
+    is the live region being typed, which ``psm-line`` moves after ``<|fim_middle|>``.
+    ``context`` holds (path, text) of repository files packed before the current one.
+    """
+
+    prefix: str
+    suffix: str
+    path: str | None = None
+    live_start: int | None = None
+    context: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def stable_prefix(self) -> str:
+        return self.prefix if self.live_start is None else self.prefix[: self.live_start]
+
+    @property
+    def live(self) -> str:
+        return "" if self.live_start is None else self.prefix[self.live_start :]
+
+
+Special = Literal["bos", "fim_prefix", "fim_middle", "fim_suffix", "file_separator"]
+Role = Literal["context", "path", "prefix", "live", "suffix"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a prompt: a special token, or text with the role it plays."""
+
+    special: Special | None = None
+    text: str = ""
+    role: Role | None = None
+
+
+_SPECIAL_TEXT: dict[Special, str] = {
+    "bos": "<bos>",
+    "fim_prefix": FIM_PREFIX,
+    "fim_middle": FIM_MIDDLE,
+    "fim_suffix": FIM_SUFFIX,
+    "file_separator": FILE_SEPARATOR,
+}
+
+
+def _special(name: Special) -> Segment:
+    return Segment(special=name)
+
+
+def _text(text: str, role: Role) -> Segment:
+    return Segment(text=text, role=role)
+
+
+def prompt_segments(parts: PromptParts, mode: FimMode) -> list[Segment]:
+    """The prompt for ``mode`` as segments; everything that stays put while typing comes first.
+
+    - ``psm``: ``<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>``, the official form;
+    - ``psm-line``: ``<|fim_prefix|>{stable}<|fim_suffix|>{suffix}<|fim_middle|>{live}``;
+    - ``spm``: ``<|fim_suffix|>{suffix}<|fim_prefix|>{prefix}<|fim_middle|>`` (llama.cpp's);
+    - ``spm2``: ``<|fim_prefix|><|fim_suffix|>{suffix}<|fim_middle|>{prefix}`` (the FIM paper's).
+
+    Each starts with ``<bos>``, then the context files (``path\n{text}<|file_separator|>``),
+    then the current file's path line.
+    """
+    head = [_special("bos")]
+    for path, text in parts.context:
+        head += [_text(f"{path}\n{text}", "context"), _special("file_separator")]
+    if parts.path:
+        head.append(_text(parts.path + "\n", "path"))
+    prefix, suffix = _text(parts.prefix, "prefix"), _text(parts.suffix, "suffix")
+    if mode == "psm":
+        body = [_special("fim_prefix"), prefix, _special("fim_suffix"), suffix]
+        return [*head, *body, _special("fim_middle")]
+    if mode == "psm-line":
+        body = [
+            _special("fim_prefix"),
+            _text(parts.stable_prefix, "prefix"),
+            _special("fim_suffix"),
+            suffix,
+            _special("fim_middle"),
+            _text(parts.live, "live"),
+        ]
+        return [*head, *body]
+    if mode == "spm":
+        body = [_special("fim_suffix"), suffix, _special("fim_prefix"), prefix]
+        return [*head, *body, _special("fim_middle")]
+    if mode == "spm2":
+        body = [_special("fim_prefix"), _special("fim_suffix"), suffix, _special("fim_middle")]
+        return [*head, *body, prefix]
+    raise ValueError(f"unknown FIM mode {mode!r}")
+
+
+def render_prompt(segments: Sequence[Segment]) -> str:
+    """The prompt as text, special tokens written as their text (for ``codegemma-lsp prompt``)."""
+    return "".join(_SPECIAL_TEXT[s.special] if s.special else s.text for s in segments)
+
+
+def _special_id(fim: FimTokens, name: Special) -> int:
+    value: int = getattr(fim, name)
+    return value
+
+
+def build_prompt(
+    tokenize: Tokenize,
+    fim: FimTokens,
+    parts: PromptParts,
+    mode: FimMode = "psm",
+    *,
+    max_tokens: int | None = None,
+) -> list[int]:
+    """The prompt for ``mode`` as ids, text tokenized with :func:`tokenize_plain`.
+
+    ``max_tokens`` caps the whole prompt. The windows are sized beforehand, so
+    this is a guard against overflowing the context: context files go first
+    (last one first), then the prefix loses its start and the suffix its end
+    (see :func:`split_budget`), then the path line. Raises ValueError when even
+    the special tokens do not fit.
+    """
+    segments = prompt_segments(parts, mode)
+    ids = [
+        [_special_id(fim, s.special)] if s.special else tokenize_plain(tokenize, s.text)
+        for s in segments
+    ]
+    if max_tokens is not None:
+        _fit(segments, ids, max_tokens)
+    return [token for piece in ids for token in piece]
+
+
+def _fit(segments: list[Segment], ids: list[list[int]], max_tokens: int) -> None:
+    """Shrink ``ids`` in place, segment by segment, until they fit ``max_tokens``."""
+
+    def total() -> int:
+        return sum(len(piece) for piece in ids)
+
+    specials = sum(1 for s in segments if s.special and s.special != "file_separator")
+    if specials > max_tokens:
+        raise ValueError(f"a FIM prompt needs at least {specials} tokens, not {max_tokens}")
+    for i in reversed(range(len(segments))):
+        if total() <= max_tokens:
+            return
+        if segments[i].role == "context":
+            ids[i] = []
+            if i + 1 < len(segments) and segments[i + 1].special == "file_separator":
+                ids[i + 1] = []
+    if total() <= max_tokens:
+        return
+    roles = [s.role for s in segments]
+    p, q = roles.index("prefix"), roles.index("suffix")
+    others = total() - len(ids[p]) - len(ids[q])
+    path = roles.index("path") if "path" in roles else None
+    if path is not None and others > max_tokens:
+        others -= len(ids[path])
+        ids[path] = []
+    budget = max(max_tokens - others, 0)
+    ids[p], ids[q] = fit_budget(ids[p], ids[q], *split_budget(budget, len(ids[p]), len(ids[q])))
+
+
 def build_psm(
     tokenize: Tokenize,
     fim: FimTokens,
@@ -121,50 +279,7 @@ def build_psm(
     *,
     max_tokens: int | None = None,
 ) -> list[int]:
-    """``<bos>[path\\n]<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>`` as ids.
-
-    ``max_tokens`` caps the whole prompt: the prefix and suffix are cut to fit
-    (see :func:`split_budget`), and the path line is left out if even the
-    markers and the path do not fit. Raises ValueError if the markers alone do not.
-    """
-    markers = 4  # <bos> <|fim_prefix|> <|fim_suffix|> <|fim_middle|>
-    path_ids = tokenize_plain(tokenize, path + "\n") if path else []
-    prefix_ids = tokenize_plain(tokenize, prefix)
-    suffix_ids = tokenize_plain(tokenize, suffix)
-    if max_tokens is not None:
-        if max_tokens < markers:
-            raise ValueError(f"a FIM prompt needs at least {markers} tokens, not {max_tokens}")
-        if markers + len(path_ids) > max_tokens:
-            path_ids = []
-        budget = max_tokens - markers - len(path_ids)
-        prefix_ids, suffix_ids = fit_budget(
-            prefix_ids, suffix_ids, *split_budget(budget, len(prefix_ids), len(suffix_ids))
-        )
-    return [
-        fim.bos,
-        *path_ids,
-        fim.fim_prefix,
-        *prefix_ids,
-        fim.fim_suffix,
-        *suffix_ids,
-        fim.fim_middle,
-    ]
-
-
-class PromptBuilder(Protocol):
-    """What every FIM layout's builder looks like (see :func:`build_psm`)."""
-
-    def __call__(
-        self,
-        tokenize: Tokenize,
-        fim: FimTokens,
-        prefix: str,
-        suffix: str,
-        path: str | None,
-        *,
-        max_tokens: int | None = None,
-    ) -> list[int]: ...
-
-
-BUILDERS: dict[FimMode, PromptBuilder] = {"psm": build_psm}
-"""One builder per FIM layout."""
+    """``<bos>[path\\n]<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>`` as ids."""
+    return build_prompt(
+        tokenize, fim, PromptParts(prefix, suffix, path), "psm", max_tokens=max_tokens
+    )

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from codegemma_lsp.prompt import FimMode, PromptParts
+
 StopReason = Literal["eos", "fim", "newline", "length", "cancelled", "stop"]
 
 
@@ -50,7 +52,10 @@ class FimRequest:
     """Everything a backend needs to fill one middle.
 
     ``prefix`` and ``suffix`` are already cut to their windows; ``path`` is the
-    workspace-relative path written on the prompt's first line, if any.
+    workspace-relative path written on the prompt's first line, if any;
+    ``prefix[live_start:]`` is the live region that ``psm-line`` puts after
+    ``<|fim_middle|>``; ``context`` holds (path, text) of repository files packed
+    before the current one.
     """
 
     prefix: str
@@ -58,6 +63,13 @@ class FimRequest:
     path: str | None = None
     max_new_tokens: int = 64
     single_line: bool = False
+    mode: FimMode = "psm"
+    live_start: int | None = None
+    context: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def parts(self) -> PromptParts:
+        return PromptParts(self.prefix, self.suffix, self.path, self.live_start, self.context)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from codegemma_lsp.prompt import (
     FIM_PREFIX,
     FIM_SUFFIX,
     FimTokens,
-    build_psm,
+    build_prompt,
     tokenize_plain,
 )
 
@@ -169,12 +169,11 @@ class LlamaBackend:
             return Generation(text="", stop_reason="cancelled")
         started = time.perf_counter()
         max_new = min(request.max_new_tokens, self.n_ctx // 2)
-        prompt = build_psm(
+        prompt = build_prompt(
             self.tokenize_text,
             fim,
-            request.prefix,
-            request.suffix,
-            request.path,
+            request.parts,
+            request.mode,
             max_tokens=self.n_ctx - max(max_new, 0),
         )
         evaluated = self._evaluate_prompt(llm, prompt, cancel)

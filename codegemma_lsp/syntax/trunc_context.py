@@ -210,7 +210,9 @@ def _chain(
             break
         start = above.rfind("\n", 0, first) + 1
         line_end = above.find("\n", first)
-        header = _header_at(prefix, start, above[start : line_end if line_end >= 0 else end], syntax)
+        header = _header_at(
+            prefix, start, above[start : line_end if line_end >= 0 else end], syntax
+        )
         if header is not None:
             chain.append(header)
             limit = header.indent

@@ -104,13 +104,15 @@ def line_cut(gen: Generated, ctx: CursorContext, i: int) -> int:
     cursor's indentation, so the cut takes the line's indentation along.
     """
     line = gen.lines[i]
-    if i > 0 and ctx.at_line_start and not ctx.rest_blank and ctx.line_prefix:
-        if gen.text.startswith(ctx.line_prefix, line.start):
-            return line.start + len(ctx.line_prefix)
+    keeps_indent = i > 0 and ctx.at_line_start and not ctx.rest_blank and ctx.line_prefix
+    if keeps_indent and gen.text.startswith(ctx.line_prefix, line.start):
+        return line.start + len(ctx.line_prefix)
     return line.start
 
 
-def propose(gen: Generated, ctx: CursorContext, syntax: Syntax | None, scope: Scope | None) -> Proposal:
+def propose(
+    gen: Generated, ctx: CursorContext, syntax: Syntax | None, scope: Scope | None
+) -> Proposal:
     """The earliest place the rules say the middle must end (its length if none)."""
     proposals = [Proposal(len(gen.text), "complete")]
     if scope == "line":
@@ -159,9 +161,10 @@ def _suffix_lines(gen: Generated, ctx: CursorContext, end: int) -> Proposal:
         return _NONE
     partial_last = lines[-1].end >= len(gen.text) and not gen.text.endswith("\n")
     for i in range(0 if ctx.at_line_start else 1, len(lines)):
-        if lines[i].full.rstrip() != targets[0]:
-            if not (i == len(lines) - 1 and partial_last and _is_partial_of(lines[i].full, targets[0])):
-                continue
+        text = lines[i].full
+        cut_short = i == len(lines) - 1 and partial_last and _is_partial_of(text, targets[0])
+        if text.rstrip() != targets[0] and not cut_short:
+            continue
         matched, more = _repeats(lines, i + 1, targets[1:], partial_last)
         # A middle may well contain the suffix's first line; it repeats the
         # suffix when it ends with it, or repeats two lines of it.
@@ -174,7 +177,9 @@ def _is_partial_of(line: str, target: str) -> bool:
     return len(line.strip()) >= 3 and target.startswith(line.rstrip())
 
 
-def _repeats(lines: list[GenLine], i: int, targets: list[str], partial_last: bool) -> tuple[int, bool]:
+def _repeats(
+    lines: list[GenLine], i: int, targets: list[str], partial_last: bool
+) -> tuple[int, bool]:
     """How many lines, counting the one before ``i``, match the suffix's (0: a
     mismatch), and whether the middle has more code after them."""
     matched = 1
@@ -294,7 +299,12 @@ def _indentation(gen: Generated, ctx: CursorContext, syntax: Syntax) -> Proposal
             continue
         if ceiling is not None and line.indent <= ceiling:
             return Proposal(line_cut(gen, ctx, i), "block_end")
-        if opened and line.indent <= base and not syntax.is_clause(code) and not _continues(gen, i, syntax):
+        if (
+            opened
+            and line.indent <= base
+            and not syntax.is_clause(code)
+            and not _continues(gen, i, syntax)
+        ):
             return Proposal(line_cut(gen, ctx, i), "block_end")
         if line.indent == base and syntax.opens_block(code):
             opened = True

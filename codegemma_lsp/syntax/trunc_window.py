@@ -15,15 +15,20 @@ breakage must not count against the completion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 from functools import cache
 
 import tree_sitter
 
 from codegemma_lsp.syntax.languages import LanguageSpec
-from codegemma_lsp.syntax.trunc_context import CursorContext, Header, Syntax, indentation, is_continued
+from codegemma_lsp.syntax.trunc_context import (
+    CursorContext,
+    Header,
+    Syntax,
+    indentation,
+    is_continued,
+)
 
 # Characters of prefix plus suffix in a window: about 0.1 ms of parsing a kilobyte.
 WINDOW_BUDGET = 6000
@@ -77,7 +82,9 @@ def _levels(ctx: CursorContext, syntax: Syntax) -> list[_Level]:
         if header.startable and all(h.opens for h in outer):
             levels.append(_Level(header.offset, header.indent, outer))
     if not ctx.chain:
-        start = _statement_start_before(ctx.prefix, len(ctx.prefix) - len(ctx.line_prefix), ctx.indent, syntax)
+        start = _statement_start_before(
+            ctx.prefix, len(ctx.prefix) - len(ctx.line_prefix), ctx.indent, syntax
+        )
         levels.append(_Level(start, 0, ()))
     return levels
 
@@ -123,7 +130,9 @@ def _window_end(suffix: str, indent: int, syntax: Syntax, room: int | None) -> i
             continue
         if indentation(line) < indent:
             return start
-        if not syntax.is_clause(stripped) and not (stripped.startswith("#") and not syntax.indent_blocks):
+        if not syntax.is_clause(stripped) and not (
+            stripped.startswith("#") and not syntax.indent_blocks
+        ):
             return start
 
 

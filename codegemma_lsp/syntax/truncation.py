@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from codegemma_lsp.syntax.languages import LanguageSpec
-from codegemma_lsp.syntax.trunc_context import INDENT_LANGUAGES, CursorContext, Syntax, cursor_context, indentation
+from codegemma_lsp.syntax.trunc_context import (
+    INDENT_LANGUAGES,
+    CursorContext,
+    Syntax,
+    cursor_context,
+    indentation,
+)
 from codegemma_lsp.syntax.trunc_lexer import LexRules
 from codegemma_lsp.syntax.trunc_rules import Generated, Scope, line_cut, propose, read_generated
 from codegemma_lsp.syntax.trunc_window import Judge, choose_window
@@ -81,7 +87,9 @@ def truncate_explained(
     gen = read_generated(generated, ctx, syntax.lex if syntax else None)
     proposal = propose(gen, ctx, syntax, scope)
     if language is None or syntax is None:
-        return TruncationResult(_finish(gen.text, proposal.cut, ctx), proposal.reason, proposal.cut, 0)
+        return TruncationResult(
+            _finish(gen.text, proposal.cut, ctx), proposal.reason, proposal.cut, 0
+        )
     judge = Judge(language, choose_window(ctx, syntax))
     tried: set[str] = set()
     limit = proposal.cut
@@ -92,13 +100,13 @@ def truncate_explained(
         if text in tried:
             continue
         tried.add(text)
+        reason = proposal.reason if cut == proposal.cut else "not_whole"
         if not text:
-            break
+            return TruncationResult("", reason, cut, judge.parses)
         if judge.parses >= MAX_PARSES:
             break
         verdict = judge.verdict(text)
         if verdict.whole(judge.baseline):
-            reason = proposal.reason if cut == proposal.cut else "not_whole"
             return TruncationResult(text, reason, cut, judge.parses)
         if verdict.first_error is not None:
             limit = min(limit, _line_end_after(gen.text, verdict.first_error))
@@ -110,7 +118,9 @@ _PLAIN = Syntax("", LexRules(None, None), indent_blocks=False)
 
 @cache
 def _syntax(language: LanguageSpec) -> Syntax:
-    lex = LexRules(language.line_comment, language.block_comment, rust_lifetimes=language.name == "rust")
+    lex = LexRules(
+        language.line_comment, language.block_comment, rust_lifetimes=language.name == "rust"
+    )
     return Syntax(language.name, lex, indent_blocks=language.name in INDENT_LANGUAGES)
 
 
@@ -152,6 +162,10 @@ def _finish(text: str, cut: int, ctx: CursorContext) -> str:
     through_newline = len(body) + tail.index("\n") + 1
     if not ctx.line_prefix:
         return text[:through_newline]
-    if ctx.at_line_start and not ctx.rest_blank and text.startswith(ctx.line_prefix, through_newline):
+    if (
+        ctx.at_line_start
+        and not ctx.rest_blank
+        and text.startswith(ctx.line_prefix, through_newline)
+    ):
         return text[: through_newline + len(ctx.line_prefix)]
     return body

@@ -1,18 +1,21 @@
 """The VS Code extension in a real, headless VS Code (code-server) driven by Chromium.
 
-The tools are big and come from registries, so they are installed once by
-``tests/editors/vscode/setup.sh`` under ``$CODEGEMMA_VSCODE_TOOLS`` (default
+The tools are big and come from registries, so ``tests/editors/vscode/setup.sh``
+installs them once under ``$CODEGEMMA_VSCODE_TOOLS`` (default
 ``~/.cache/codegemma-lsp-test/vscode``); without them these tests skip and say
 so. The tests themselves touch no network: the .vsix is built from the working
 tree with the dependencies that setup installed, and the server runs with the
 scripted backend, so no model is needed.
+
+Each scenario runs tests/editors/vscode/drive.js, which writes its outcome and
+screenshots next to code-server's logs; a failure report carries all of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,8 @@ pytestmark = pytest.mark.editor
 
 @dataclass(frozen=True)
 class Tools:
+    """What setup.sh installed: Node 24 (bin/), code-server and playwright-core."""
+
     root: Path
 
     @property
@@ -50,20 +56,22 @@ class Tools:
         return self.bin / "node"
 
     @property
+    def npm(self) -> Path:
+        return self.bin / "npm"
+
+    @property
     def code_server(self) -> Path:
-        return (
-            self.root / "code-server" / "node_modules" / "code-server" / "out" / "node" / "entry.js"
-        )
+        return self.root / "code-server/node_modules/code-server/out/node/entry.js"
 
     @property
     def playwright(self) -> Path:
-        return self.root / "code-server" / "node_modules" / "playwright-core"
+        return self.root / "code-server/node_modules/playwright-core"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         # The extension host passes this on to the server, which then imports
-        # this checkout's package even when it is not installed.
+        # this checkout's package even where it is not installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         return env
 
@@ -73,9 +81,7 @@ class Tools:
             "code-server": self.code_server,
             "playwright-core": self.playwright / "package.json",
             "Chromium": CHROMIUM,
-            "the extension's npm dependencies": EXTENSION_DIR
-            / "node_modules"
-            / "vscode-languageclient",
+            "the extension's npm packages": EXTENSION_DIR / "node_modules/vscode-languageclient",
         }
         return [name for name, path in wanted.items() if not path.exists()]
 
@@ -109,22 +115,56 @@ def run(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -
 
 @pytest.fixture(scope="module")
 def vsix(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The extension packaged from the working tree (tsc, then vsce with its runtime deps)."""
+    """The extension packaged from the working tree: tsc, then vsce with its runtime deps."""
     out = tmp_path_factory.mktemp("vsix") / "codegemma-lsp.vsix"
-    npm = str(tools.bin / "npm")
-    run(
-        [npm, "run", "package", "--", "--out", str(out)],
-        cwd=EXTENSION_DIR,
-        env=tools.env(),
-        timeout=120,
-    )
+    command = [str(tools.npm), "run", "package", "--", "--out", str(out)]
+    run(command, cwd=EXTENSION_DIR, env=tools.env(), timeout=120)
     return out
 
 
 def test_extension_unit_tests(tools: Tools, vsix: Path) -> None:
-    """The extension's own node:test suite (pure settings and status logic)."""
-    output = run([str(tools.bin / "npm"), "test"], cwd=EXTENSION_DIR, env=tools.env(), timeout=60)
+    """The extension's node:test suite: pure settings/status logic and its wiring against fakes."""
+    output = run([str(tools.npm), "test"], cwd=EXTENSION_DIR, env=tools.env(), timeout=60)
     assert "# fail 0" in output or "ℹ fail 0" in output, output
+
+
+# ----- a real VS Code -------------------------------------------------------------
+
+# Settings beside the extension's own that keep the scenario deterministic.
+WORKBENCH_SETTINGS: dict[str, Any] = {
+    "security.workspace.trust.enabled": False,
+    "editor.inlineSuggest.enabled": True,
+    # Keep the suggest widget away: Tab must go to the inline suggestion.
+    "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
+    "editor.suggestOnTriggerCharacters": False,
+    "editor.wordBasedSuggestions": "off",
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "telemetry.telemetryLevel": "off",
+    "update.mode": "none",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "chat.disableAIFeatures": True,
+    "files.autoSave": "off",
+}
+
+
+@dataclass
+class CodeServer:
+    url: str
+    workdir: Path
+    project: Path
+
+    def logs(self) -> str:
+        """code-server's output, the language server's log and the extension host's logs (tails)."""
+        parts = []
+        files = [self.workdir / "code-server.log", self.workdir / "server.log"]
+        files += sorted((self.workdir / "user-data" / "logs").rglob("*.log"))
+        for path in files:
+            if path.is_file() and path.stat().st_size:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                parts.append(f"--- {path.relative_to(self.workdir)} ---\n{text[-LOG_TAIL_CHARS:]}")
+        return "\n".join(parts)
 
 
 def free_port() -> int:
@@ -132,26 +172,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@dataclass
-class CodeServer:
-    url: str
-    workdir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    user_data: Path
-
-    def logs(self) -> str:
-        """code-server's own output, the server's log, and the extension host's logs, tails only."""
-        parts = []
-        files = [self.log_path, self.workdir / "server.log"]
-        files += sorted((self.user_data / "logs").rglob("*.log"))
-        for path in files:
-            if path.is_file() and path.stat().st_size:
-                text = path.read_text(encoding="utf-8", errors="replace")
-                parts.append(f"--- {path.relative_to(self.workdir)} ---\n{text[-LOG_TAIL_CHARS:]}")
-        return "\n".join(parts)
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -167,109 +187,84 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
     raise RuntimeError(f"code-server did not answer on {url} within {timeout} s")
 
 
-SAMPLE = "def add(a, b):\n"
-TYPED = "    return "
-SCRIPTED_OUTPUT = "a + b"
-
-
-@pytest.fixture
-def code_server(tools: Tools, vsix: Path, tmp_path: Path) -> Iterator[CodeServer]:
-    user_data = tmp_path / "user-data"
-    extensions = tmp_path / "extensions"
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "sample.py").write_text(SAMPLE, encoding="utf-8")
-    scripted = tmp_path / "scripted.txt"
-    scripted.write_text(SCRIPTED_OUTPUT, encoding="utf-8")
-    server_command = [
-        sys.executable, "-m", "codegemma_lsp", "serve",
-        "--backend", f"scripted:{scripted}",
-        "--log-file", str(tmp_path / "server.log"), "-v",
-    ]  # fmt: skip
-    settings = {
-        "security.workspace.trust.enabled": False,
-        "codegemma.server.command": server_command,
-        "editor.inlineSuggest.enabled": True,
-        # Keep the suggest widget away: Tab must go to the inline suggestion.
-        "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
-        "editor.suggestOnTriggerCharacters": False,
-        "editor.wordBasedSuggestions": "off",
-        "workbench.startupEditor": "none",
-        "workbench.tips.enabled": False,
-        "telemetry.telemetryLevel": "off",
-        "update.mode": "none",
-        "extensions.autoCheckUpdates": False,
-        "extensions.autoUpdate": False,
-        "chat.disableAIFeatures": True,
-        "files.autoSave": "off",
-    }
-    # code-server's window is a remote one: VS Code reads machine-scoped settings
-    # (codegemma.server.*, codegemma.model.path) from the remote machine's
-    # settings, Machine/settings.json, and may ignore their values in User/.
+def write_settings(user_data: Path, settings: dict[str, Any]) -> None:
+    # code-server's window counts as a remote one, where VS Code takes
+    # machine-scoped settings (codegemma.server.*, codegemma.model.path) from the
+    # remote machine's Machine/settings.json; write both so either reading works.
     for scope in ("User", "Machine"):
         (user_data / scope).mkdir(parents=True)
-        (user_data / scope / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        text = json.dumps(settings, indent=1)
+        (user_data / scope / "settings.json").write_text(text, encoding="utf-8")
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """code-server, its extension host and the language server: started as one group."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def code_server(
+    tools: Tools, vsix: Path, workdir: Path, files: dict[str, str], server_args: list[str]
+) -> Iterator[CodeServer]:
+    """A code-server with the extension installed, serving ``files`` as its folder."""
+    project = workdir / "project"
+    project.mkdir()
+    for name, text in files.items():
+        (project / name).write_text(text, encoding="utf-8")
+    user_data = workdir / "user-data"
+    server_command = [sys.executable, "-m", "codegemma_lsp", "serve", *server_args]
+    server_command += ["--log-file", str(workdir / "server.log"), "-v"]
+    write_settings(user_data, {**WORKBENCH_SETTINGS, "codegemma.server.command": server_command})
 
     entry = [str(tools.node), str(tools.code_server)]
+    dirs = ["--user-data-dir", str(user_data), "--extensions-dir", str(workdir / "extensions")]
     # --config keeps code-server from writing ~/.config/code-server/config.yaml.
-    dirs = [
-        "--config", str(tmp_path / "code-server.yaml"),
-        "--user-data-dir", str(user_data),
-        "--extensions-dir", str(extensions),
-    ]  # fmt: skip
-    installed = run(
-        [*entry, *dirs, "--install-extension", str(vsix)],
-        cwd=tmp_path,
-        env=tools.env(),
-        timeout=120,
-    )
-    assert any(extensions.glob(f"{EXTENSION_ID}-*")), installed
+    dirs += ["--config", str(workdir / "code-server.yaml")]
+    install = [*entry, *dirs, "--install-extension", str(vsix)]
+    installed = run(install, cwd=workdir, env=tools.env(), timeout=120)
+    assert any((workdir / "extensions").glob(f"{EXTENSION_ID}-*")), installed
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "code-server.log"
-    with log_path.open("wb") as log:
+    serve = [*entry, *dirs, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}"]
+    serve += ["--disable-telemetry", "--disable-update-check", str(project)]
+    with (workdir / "code-server.log").open("wb") as log:
         process = subprocess.Popen(
-            [
-                *entry,
-                "--auth",
-                "none",
-                "--bind-addr",
-                f"127.0.0.1:{port}",
-                "--disable-telemetry",
-                "--disable-update-check",
-                *dirs,
-                str(folder),
-            ],  # fmt: skip
-            cwd=tmp_path,
+            serve,
+            cwd=workdir,
             env=tools.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = CodeServer(url, tmp_path, process, log_path, user_data)
     try:
+        url = f"http://127.0.0.1:{port}"
         wait_until_serving(url, process, timeout=60)
-        yield server
+        yield CodeServer(url=url, workdir=workdir, project=project)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process_group(process)
 
 
-def drive(tools: Tools, server: CodeServer, **scenario: Any) -> dict[str, Any]:
+def drive(tools: Tools, server: CodeServer, scenario: str, **params: Any) -> dict[str, Any]:
+    """Run one drive.js scenario in Chromium; its outcome, with the driver's own output."""
+    params_path = server.workdir / "params.json"
     params = {
-        "url": f"{server.url}/?folder={server.workdir / 'project'}",
+        "scenario": scenario,
+        "url": f"{server.url}/?folder={server.project}",
         "playwright": str(tools.playwright),
         "chromium": str(CHROMIUM),
         "workdir": str(server.workdir),
         "timeoutMs": 20000,
-        **scenario,
+        **params,
     }
-    params_path = server.workdir / "params.json"
     params_path.write_text(json.dumps(params), encoding="utf-8")
     done = subprocess.run(
         [str(tools.node), str(DRIVER), str(params_path)],
@@ -280,9 +275,9 @@ def drive(tools: Tools, server: CodeServer, **scenario: Any) -> dict[str, Any]:
         check=False,
     )
     outcome_path = server.workdir / "outcome.json"
-    outcome: dict[str, Any] = (
-        json.loads(outcome_path.read_text(encoding="utf-8")) if outcome_path.is_file() else {}
-    )
+    outcome: dict[str, Any] = {}
+    if outcome_path.is_file():
+        outcome = json.loads(outcome_path.read_text(encoding="utf-8"))
     outcome["driver_output"] = (done.stdout + done.stderr)[-LOG_TAIL_CHARS:]
     return outcome
 
@@ -301,20 +296,38 @@ def failure_report(outcome: dict[str, Any], server: CodeServer) -> str:
     )
 
 
-def test_ghost_text_is_shown_and_accepted(tools: Tools, code_server: CodeServer) -> None:
-    outcome = drive(
-        tools,
-        code_server,
-        fileName="sample.py",
-        typed=TYPED,
-        expectedGhost=SCRIPTED_OUTPUT,
-        savedPath=str(code_server.workdir / "project" / "sample.py"),
-    )
-    assert outcome.get("ok"), failure_report(outcome, code_server)
+SAMPLE = "def add(a, b):\n"
+TYPED = "    return "
+SCRIPTED_OUTPUT = "a + b"
+
+
+def test_ghost_text_accepted_then_toggled_off(tools: Tools, vsix: Path, tmp_path: Path) -> None:
+    scripted = tmp_path / "scripted.txt"
+    scripted.write_text(SCRIPTED_OUTPUT, encoding="utf-8")
+    files = {"sample.py": SAMPLE}
+    with code_server(tools, vsix, tmp_path, files, ["--backend", f"scripted:{scripted}"]) as server:
+        outcome = drive(
+            tools,
+            server,
+            "accept",
+            fileName="sample.py",
+            typed=TYPED,
+            expectedText=SCRIPTED_OUTPUT,
+            savedPath=str(server.project / "sample.py"),
+        )
+        report = failure_report(outcome, server)
+    assert outcome.get("ok"), report
     values = outcome["values"]
-    assert values["ghost_text"].strip() == SCRIPTED_OUTPUT, failure_report(outcome, code_server)
-    assert values["saved_text"].rstrip("\n") == SAMPLE + TYPED + SCRIPTED_OUTPUT, failure_report(
-        outcome, code_server
-    )
-    server_log = (code_server.workdir / "server.log").read_text(encoding="utf-8")
-    assert "completion scope=" in server_log
+    assert values["ghost_text"] == SCRIPTED_OUTPUT, report
+    assert values["saved_text"] == SAMPLE + TYPED + SCRIPTED_OUTPUT, report
+    assert "completion scope=" in (tmp_path / "server.log").read_text(encoding="utf-8"), report
+
+
+def test_model_error_is_shown_in_the_status_bar(tools: Tools, vsix: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-output.txt"
+    files = {"sample.py": SAMPLE}
+    with code_server(tools, vsix, tmp_path, files, ["--backend", f"scripted:{missing}"]) as server:
+        outcome = drive(tools, server, "error", fileName="sample.py", expectedText=missing.name)
+        report = failure_report(outcome, server)
+    assert outcome.get("ok"), report
+    assert missing.name in outcome["values"]["error_tooltip"], report

@@ -251,21 +251,27 @@ async def test_bad_settings_fall_back_with_a_message(tmp_path: Path) -> None:
         await client.stop()
 
 
+# Random weights make random words; in a comment any words are whole syntax, so
+# truncation keeps them and the tests can see llama.cpp's output come through.
+COMMENT_SOURCE = "def add(a, b):\n    # add the two numbers and \n    return a + b\n"
+COMMENT_CURSOR = types.Position(line=1, character=29)
+
+
 @pytest.mark.model
 async def test_inline_completion_with_tiny_model(tiny_model_path: Path, tmp_path: Path) -> None:
     client = _make_client()
     await client.start_io(*SERVER, "--model", str(tiny_model_path))
     try:
         await _start(client, tmp_path)
-        uri = _open(client, tmp_path)
+        uri = _open(client, tmp_path, text=COMMENT_SOURCE)
         await _wait_ready(client)
         assert _ready(client), client.messages
-        result = await _inline(client, uri)
+        result = await _inline(client, uri, COMMENT_CURSOR)
         assert result is not None and len(result.items) == 1
         assert result.items[0].insert_text
         completion = await client.text_document_completion_async(
             types.CompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR
+                text_document=types.TextDocumentIdentifier(uri=uri), position=COMMENT_CURSOR
             )
         )
         assert isinstance(completion, types.CompletionList) and completion.items

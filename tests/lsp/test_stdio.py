@@ -10,6 +10,8 @@ from tests.conftest import SERVER
 from tests.lsp.raw_client import RawClient
 
 SOURCE = "def add(a, b):\n    "
+# Random weights make random words; in a comment any words are whole syntax.
+COMMENT_SOURCE = "def add(a, b):\n    # add the two numbers and \n    return a + b\n"
 
 
 def _inline(client: RawClient, uri: str, line: int = 1, character: int = 4) -> int:
@@ -103,12 +105,12 @@ def test_stdout_is_only_protocol_while_the_model_loads(
     assert caps["textDocumentSync"]["change"] == 2
     assert caps["positionEncoding"] == "utf-16"
     uri = (tmp_path / "demo.py").as_uri()
-    _open(client, uri)
+    _open(client, uri, COMMENT_SOURCE)
     # Ask at once, while the model may still be loading: the answer is framed either way.
-    first = client.response(_inline(client, uri))
+    first = client.response(_inline(client, uri, 1, 29))
     assert "result" in first
     _wait_status(client, "ready")
-    reply = client.response(_inline(client, uri))
+    reply = client.response(_inline(client, uri, 1, 29))
     items = reply["result"]["items"]
     assert items and items[0]["insertText"]
     client.response(client.request("shutdown"))

@@ -52,9 +52,9 @@ def test_every_longer_piece_is_reachable_through_its_prefixes() -> None:
 
 
 def test_writing_is_deterministic_for_a_seed(tmp_path: Path) -> None:
-    first = modelgen.write_tiny_model_path(tmp_path / "a.gguf", seed=3).read_bytes()
-    again = modelgen.write_tiny_model_path(tmp_path / "b.gguf", seed=3).read_bytes()
-    other = modelgen.write_tiny_model_path(tmp_path / "c.gguf", seed=4).read_bytes()
+    first = modelgen.write_tiny_codegemma(tmp_path / "a.gguf", seed=3).read_bytes()
+    again = modelgen.write_tiny_codegemma(tmp_path / "b.gguf", seed=3).read_bytes()
+    other = modelgen.write_tiny_codegemma(tmp_path / "c.gguf", seed=4).read_bytes()
     assert first == again
     assert first != other
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from codegemma_lsp.prompt import (
-    BUILDERS,
+    FimMode,
     FimTokens,
+    PromptParts,
+    build_prompt,
     build_psm,
+    prompt_segments,
+    render_prompt,
     fit_budget,
     split_budget,
     split_markers,
@@ -21,6 +25,23 @@ BOS, PRE, MID, SUF = FIM.bos, FIM.fim_prefix, FIM.fim_middle, FIM.fim_suffix
 def chars(text: str) -> list[int]:
     """The fake tokenizer: each character is its code point plus 1000."""
     return [1000 + ord(c) for c in text]
+
+
+SPECIAL_TEXT = {
+    FIM.bos: "<bos>",
+    PRE: "<|fim_prefix|>",
+    MID: "<|fim_middle|>",
+    SUF: "<|fim_suffix|>",
+    FIM.file_separator: "<|file_separator|>",
+}
+
+
+def char_tokenize(text: str) -> list[int]:
+    return chars(text)
+
+
+def decode(ids: list[int]) -> str:
+    return "".join(SPECIAL_TEXT.get(i) or chr(i - 1000) for i in ids)
 
 
 def injecting(text: str) -> list[int]:
@@ -178,5 +199,52 @@ def test_stop_ids(fim: FimTokens, expected: set[int]) -> None:
     assert fim.stop_ids == expected
 
 
-def test_psm_is_the_registered_builder() -> None:
-    assert BUILDERS["psm"] is build_psm
+MODE_CASES = [
+    pytest.param(
+        "psm",
+        "<bos>a.py\n<|fim_prefix|>def f():\n    ret<|fim_suffix|>\nx = 1<|fim_middle|>",
+        id="psm",
+    ),
+    pytest.param(
+        "psm-line",
+        "<bos>a.py\n<|fim_prefix|>def f():\n<|fim_suffix|>\nx = 1<|fim_middle|>    ret",
+        id="psm-line",
+    ),
+    pytest.param(
+        "spm",
+        "<bos>a.py\n<|fim_suffix|>\nx = 1<|fim_prefix|>def f():\n    ret<|fim_middle|>",
+        id="spm",
+    ),
+    pytest.param(
+        "spm2",
+        "<bos>a.py\n<|fim_prefix|><|fim_suffix|>\nx = 1<|fim_middle|>def f():\n    ret",
+        id="spm2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mode", "expected"), MODE_CASES)
+def test_modes_render(mode: FimMode, expected: str) -> None:
+    parts = PromptParts("def f():\n    ret", "\nx = 1", "a.py", live_start=9)
+    assert render_prompt(prompt_segments(parts, mode)) == expected
+
+
+@pytest.mark.parametrize(("mode", "expected"), MODE_CASES)
+def test_modes_ids_match_their_rendering(mode: FimMode, expected: str) -> None:
+    parts = PromptParts("def f():\n    ret", "\nx = 1", "a.py", live_start=9)
+    ids = build_prompt(char_tokenize, FIM, parts, mode)
+    assert decode(ids) == expected
+
+
+def test_context_files_come_first_joined_by_file_separator() -> None:
+    parts = PromptParts("x", "", "app.py", context=(("util.py", "def u(): ..."), ("b.py", "B")))
+    assert render_prompt(prompt_segments(parts, "psm")) == (
+        "<bos>util.py\ndef u(): ...<|file_separator|>b.py\nB<|file_separator|>"
+        "app.py\n<|fim_prefix|>x<|fim_suffix|><|fim_middle|>"
+    )
+
+
+def test_overflow_drops_context_before_cutting_the_prefix() -> None:
+    parts = PromptParts("abcdef", "gh", "p", context=(("c", "0123456789"),))
+    ids = build_prompt(char_tokenize, FIM, parts, "psm", max_tokens=15)
+    assert decode(ids) == "<bos>p\n<|fim_prefix|>abcdef<|fim_suffix|>gh<|fim_middle|>"

@@ -7,6 +7,8 @@ prefix and the text after it the suffix.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codegemma_lsp.syntax import trunc_window
 from codegemma_lsp.syntax.languages import LanguageSpec, default_registry
@@ -177,7 +179,8 @@ PER_LANGUAGE = [
     case(
         "typescript-f-broken-elsewhere",
         "typescript",
-        "interface Broken {\n  x: number\n  y: \n}\n\nfunction add(a: number, b: number): number {\n  █",
+        "interface Broken {\n  x: number\n  y: \n}\n\n"
+        "function add(a: number, b: number): number {\n  █",
         "return a + b;\n}\n\nfunction sub(a: number, b: number): number {\n  return a - b;\n}\n",
         "return a + b;\n}",
     ),
@@ -311,7 +314,8 @@ PER_LANGUAGE = [
     case(
         "java-f-broken-elsewhere",
         "java",
-        "class Broken {\n    void f( {\n    }\n}\n\nclass Calc {\n    int add(int a, int b) {\n        █",
+        "class Broken {\n    void f( {\n    }\n}\n\n"
+        "class Calc {\n    int add(int a, int b) {\n        █",
         "return a + b;\n    }\n\n    int sub(int a, int b) {\n        return a - b;\n    }\n}\n",
         "return a + b;\n    }",
     ),
@@ -364,7 +368,8 @@ PER_LANGUAGE = [
         "cpp-a-run-on",
         "cpp",
         "namespace calc {\n\nint add(int a, int b) {\n    █",
-        "return a + b;\n}\n\nint sub(int a, int b) {\n    return a - b;\n}\n\n}  // namespace calc\n",
+        "return a + b;\n}\n\nint sub(int a, int b) {\n"
+        "    return a - b;\n}\n\n}  // namespace calc\n",
         "return a + b;\n}",
     ),
     case(
@@ -408,7 +413,8 @@ PER_LANGUAGE = [
         "csharp-a-run-on",
         "csharp",
         "class Calc\n{\n    int Add(int a, int b)\n    {\n        █",
-        "return a + b;\n    }\n\n    int Sub(int a, int b)\n    {\n        return a - b;\n    }\n}\n",
+        "return a + b;\n    }\n\n    int Sub(int a, int b)\n"
+        "    {\n        return a - b;\n    }\n}\n",
         "return a + b;\n    }",
     ),
     case(
@@ -444,8 +450,10 @@ PER_LANGUAGE = [
     case(
         "csharp-f-broken-elsewhere",
         "csharp",
-        "class Broken\n{\n    void F(\n}\n\nclass Calc\n{\n    int Add(int a, int b)\n    {\n        █",
-        "return a + b;\n    }\n\n    int Sub(int a, int b)\n    {\n        return a - b;\n    }\n}\n",
+        "class Broken\n{\n    void F(\n}\n\nclass Calc\n"
+        "{\n    int Add(int a, int b)\n    {\n        █",
+        "return a + b;\n    }\n\n    int Sub(int a, int b)\n"
+        "    {\n        return a - b;\n    }\n}\n",
         "return a + b;\n    }",
     ),
     # Kotlin
@@ -682,7 +690,8 @@ BEHAVIOUR = [
         "go-top-level-function-ends",
         "go",
         "package main\n\n█",
-        "func sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul(a, b int) int {\n\treturn a * b\n}\n",
+        "func sub(a, b int) int {\n\treturn a - b\n}\n"
+        "\nfunc mul(a, b int) int {\n\treturn a * b\n}\n",
         "func sub(a, b int) int {\n\treturn a - b\n}",
     ),
     case(
@@ -876,7 +885,8 @@ def _java_file(methods: int) -> str:
         "package demo;\n\npublic class Big {\n"
         + "".join(
             f"    public int m{i}(int a, int b) {{\n        int x = a + b * {i};\n"
-            f"        if (x > 10) {{\n            return x;\n        }}\n        return x;\n    }}\n\n"
+            f"        if (x > 10) {{\n            return x;\n"
+            f"        }}\n        return x;\n    }}\n\n"
             for i in range(methods)
         )
         + "}\n"
@@ -897,7 +907,8 @@ BIG_FILES = {
         _java_file(250),
         "        int x = a + b",
         [
-            "int y = a * b;\n        return y;\n    }\n\n    int helper() {\n        return 0;\n    }\n",
+            "int y = a * b;\n        return y;\n    }\n\n"
+            "    int helper() {\n        return 0;\n    }\n",
             "int y = a * b;\n        if (y > 3) {\n            y--;\n        }\n",
             "int y = foo(a,\n",
         ],
@@ -927,8 +938,8 @@ def test_window_judges_like_the_whole_document(
 
 @pytest.mark.parametrize("language", sorted(BIG_FILES))
 def test_window_stays_small_in_a_big_file(language: str) -> None:
-    from codegemma_lsp.syntax.truncation import _syntax
     from codegemma_lsp.syntax.trunc_context import cursor_context, indentation
+    from codegemma_lsp.syntax.truncation import _syntax
 
     text, marker, _ = BIG_FILES[language]
     language_spec = spec(language)
@@ -938,3 +949,28 @@ def test_window_stays_small_in_a_big_file(language: str) -> None:
     ctx = cursor_context(text[:cursor], "\n" + text[cursor:], indentation(marker), syntax)
     window = trunc_window.choose_window(ctx, syntax)
     assert len(window.head) + len(window.tail) < trunc_window.WINDOW_BUDGET + 200
+
+
+def test_only_repeating_the_suffix_says_so() -> None:
+    result = truncate_explained(
+        "def f():\n    x = 1\n", "    return x\n", "    return x\n", spec("python")
+    )
+    assert (result.text, result.reason) == ("", "suffix_overlap")
+
+
+_CODE = st.text(alphabet="ab1 (){}[]:;,.=\"'#/*\n\t", max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    language=st.sampled_from([None, *sorted(default_registry().names)]),
+    prefix=_CODE,
+    generated=_CODE,
+    suffix=_CODE,
+    scope=st.sampled_from([None, "line", "block"]),
+)
+def test_any_text_gives_a_prefix_of_the_generated_text(
+    language: str | None, prefix: str, generated: str, suffix: str, scope: Scope | None
+) -> None:
+    result = truncate(prefix, generated, suffix, spec(language), scope=scope)
+    assert generated.startswith(result)

@@ -39,7 +39,10 @@ class CodeGemma implements vscode.Disposable {
   private status: StatusModel;
   /** Keys sent at `initialize`: once sent, a key is always sent, so unsetting it restores the default. */
   private sentKeys = new Set<string>();
-  private stopping = false;
+  /** Settles (never rejects) when the current client's start is over: a client cannot be stopped while starting. */
+  private started: Promise<void> = Promise.resolve();
+  /** Starts and stops run one after another, so that no client is left behind. */
+  private lifecycle: Promise<void> = Promise.resolve();
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel("CodeGemma", { log: true });
@@ -58,17 +61,38 @@ class CodeGemma implements vscode.Disposable {
     );
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return this.serially(() => this.startNow());
+  }
+
+  stop(): Promise<void> {
+    return this.serially(() => this.stopNow());
+  }
+
+  restart(): Promise<void> {
+    return this.serially(async () => {
+      await this.stopNow();
+      await this.startNow();
+    });
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    this.lifecycle = this.lifecycle.then(step, step);
+    return this.lifecycle;
+  }
+
+  private async startNow(): Promise<void> {
     const config = this.config();
     const launch = serverLaunch(config.get("server.command"), config.get("server.pythonPath"), os.homedir());
     if ("error" in launch) {
-      this.fail(launch.error);
+      this.fail(launch.error, { popup: true });
       return;
     }
+    const commandLine = [launch.command, ...launch.args].join(" ");
     // No `transport`: TransportKind.stdio would append `--stdio` to the arguments,
     // which the server does not take. Without it the client still speaks over stdio.
     const serverOptions: ServerOptions = { ...launch };
-    this.output.info(`starting the server: ${[launch.command, ...launch.args].join(" ")}`);
+    this.output.info(`starting the server: ${commandLine}`);
     const clientOptions: LanguageClientOptions = {
       documentSelector: documentSelector(),
       outputChannel: this.output,
@@ -108,35 +132,47 @@ class CodeGemma implements vscode.Disposable {
     };
     const client = new LanguageClient(SECTION, "CodeGemma", serverOptions, clientOptions);
     this.client = client;
-    this.stopping = false;
     this.update({ state: "starting", model: undefined, message: undefined });
     client.onNotification(STATUS_NOTIFICATION, (params: StatusNotification) => {
       if (client === this.client) {
         this.update({ state: params.state, model: params.model, message: params.message });
       }
     });
+    // Events from a client that was stopped on purpose find `this.client` changed.
     client.onDidChangeState((event) => {
-      if (client === this.client && event.newState === State.Stopped && !this.stopping) {
+      if (client !== this.client) {
+        return;
+      }
+      if (event.newState === State.Stopped) {
         this.update({ state: "stopped", message: undefined });
+      } else if (event.newState === State.Starting) {
+        this.update({ state: "starting", message: undefined });
       }
     });
-    try {
-      await client.start();
-    } catch (error) {
-      if (client === this.client) {
-        const reason = error instanceof Error ? error.message : String(error);
-        this.fail(`could not start the server (${[launch.command, ...launch.args].join(" ")}): ${reason}`);
-      }
-    }
+    this.started = client.start().then(
+      () => undefined,
+      (error: unknown) => {
+        if (client === this.client) {
+          const reason = error instanceof Error ? error.message : String(error);
+          // The client has already popped up its own "couldn't create connection".
+          this.fail(
+            `could not start the server (${commandLine}): ${reason}. ` +
+              "Set codegemma.server.command or codegemma.server.pythonPath.",
+            { popup: false },
+          );
+        }
+      },
+    );
+    await this.started;
   }
 
-  async stop(): Promise<void> {
+  private async stopNow(): Promise<void> {
     const client = this.client;
     this.client = undefined;
     if (client === undefined) {
       return;
     }
-    this.stopping = true;
+    await this.started;
     try {
       if (client.isRunning()) {
         await client.stop();
@@ -144,11 +180,6 @@ class CodeGemma implements vscode.Disposable {
     } catch (error) {
       this.output.warn(`stopping the server: ${String(error)}`);
     }
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
   }
 
   async toggle(): Promise<void> {
@@ -204,9 +235,12 @@ class CodeGemma implements vscode.Disposable {
     return serverSettings(this.settingKeys(), (key) => config.inspect(key), this.sentKeys);
   }
 
-  private fail(message: string): void {
+  private fail(message: string, { popup }: { popup: boolean }): void {
     this.output.error(message);
     this.update({ state: "error", message });
+    if (!popup) {
+      return;
+    }
     void vscode.window.showErrorMessage(`CodeGemma: ${message}`, "Open Settings", "Show Log").then((choice) => {
       if (choice === "Open Settings") {
         void vscode.commands.executeCommand("workbench.action.openSettings", `${SECTION}.server`);

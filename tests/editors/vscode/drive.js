@@ -1,9 +1,12 @@
 // Drives a running code-server (a real VS Code) in headless Chromium through
-// one scenario: open a file, type, see the server's ghost text, accept it with
-// Tab, save, and turn completions off with the extension's toggle command.
+// one scenario:
+//   accept: open a file, type, see the server's ghost text, accept it with Tab,
+//           save, and turn completions off with the extension's toggle command;
+//   error:  open a file and find the server's load error in the status bar's tooltip.
 //
 // Usage: node drive.js PARAMS.json
-// PARAMS: {url, playwright, chromium, fileName, typed, expectedGhost, savedPath, workdir, timeoutMs}
+// PARAMS: {scenario, url, playwright, chromium, workdir, timeoutMs, fileName,
+//          expectedText, and for accept: typed, savedPath}
 // Writes {ok, error, step, values} to <workdir>/outcome.json, and screenshots to
 // <workdir>/*.png (always the last screen; each step's screen when it fails).
 "use strict";
@@ -73,6 +76,59 @@ async function runCommand(page, title) {
   await page.keyboard.press("Enter");
 }
 
+async function acceptScenario(page) {
+  // The extension activates on the Python file, starts the server, and the
+  // server reports `ready` once its (scripted) backend is loaded.
+  await step("server_ready", page, () => waitForStatus(page, "check", "ready"));
+
+  await step("ghost_text", page, async () => {
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type(params.typed, { delay: 30 });
+    const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+    await ghost.first().waitFor({ state: "visible", timeout });
+    outcome.values.ghost_classes = await ghost.evaluateAll((nodes) => nodes.map((n) => n.className));
+    outcome.values.ghost_text = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+    outcome.values.line_with_ghost = await currentLine(page);
+    await page.screenshot({ path: path.join(params.workdir, "ghost-text.png") });
+  });
+
+  await step("accept", page, async () => {
+    await page.keyboard.press("Tab");
+    const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+    await ghost.first().waitFor({ state: "detached", timeout });
+    await page.keyboard.press("Control+S");
+    const deadline = Date.now() + timeout;
+    let saved = fs.readFileSync(params.savedPath, "utf8");
+    while (!saved.includes(params.expectedText) && Date.now() < deadline) {
+      await page.waitForTimeout(100);
+      saved = fs.readFileSync(params.savedPath, "utf8");
+    }
+    outcome.values.saved_text = saved;
+    // The middleware timed the request that produced the ghost text.
+    const withLatency = page.locator(".statusbar-item", { hasText: /CodeGemma \d+(\.\d)? m?s/ });
+    await withLatency.first().waitFor({ timeout });
+    outcome.values.status_after_completion = await statusText(page);
+  });
+
+  await step("toggle_off", page, async () => {
+    await runCommand(page, "CodeGemma: Toggle Completions");
+    await waitForStatus(page, "circle-slash", "disabled");
+  });
+}
+
+async function errorScenario(page) {
+  await step("error_status", page, () => waitForStatus(page, "error", "error"));
+  await step("error_tooltip", page, async () => {
+    await page.locator(".statusbar-item:has(.codicon-error)", { hasText: "CodeGemma" }).first().hover();
+    const hover = page.locator(".workbench-hover, .monaco-hover", { hasText: params.expectedText });
+    await hover.first().waitFor({ state: "visible", timeout });
+    outcome.values.error_tooltip = (await hover.first().innerText()).trim();
+  });
+}
+
+const SCENARIOS = { accept: acceptScenario, error: errorScenario };
+
 async function main() {
   const browser = await chromium.launch({ executablePath: params.chromium, headless: true, args: CHROMIUM_ARGS });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -95,45 +151,7 @@ async function main() {
       await page.locator(".monaco-editor .view-lines").first().waitFor({ timeout });
     });
 
-    // The extension activates on the Python file, starts the server, and the
-    // server reports `ready` once its (scripted) backend is loaded.
-    await step("server_ready", page, () => waitForStatus(page, "check", "ready"));
-
-    await step("ghost_text", page, async () => {
-      await page.locator(".monaco-editor .view-lines").first().click();
-      await page.keyboard.press("Control+End");
-      await page.keyboard.type(params.typed, { delay: 30 });
-      const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
-      await ghost.first().waitFor({ state: "visible", timeout });
-      outcome.values.ghost_classes = await ghost.evaluateAll((nodes) => nodes.map((n) => n.className));
-      outcome.values.ghost_text = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
-      outcome.values.line_with_ghost = await currentLine(page);
-      await page.screenshot({ path: path.join(params.workdir, "ghost-text.png") });
-    });
-
-    await step("accept", page, async () => {
-      await page.keyboard.press("Tab");
-      const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
-      await ghost.first().waitFor({ state: "detached", timeout });
-      await page.keyboard.press("Control+S");
-      const deadline = Date.now() + timeout;
-      let saved = fs.readFileSync(params.savedPath, "utf8");
-      while (!saved.includes(params.expectedGhost) && Date.now() < deadline) {
-        await page.waitForTimeout(100);
-        saved = fs.readFileSync(params.savedPath, "utf8");
-      }
-      outcome.values.saved_text = saved;
-      // The middleware timed the request that produced the ghost text.
-      const withLatency = page.locator(".statusbar-item", { hasText: /CodeGemma \d+(\.\d)? m?s/ });
-      await withLatency.first().waitFor({ timeout });
-      outcome.values.status_after_completion = await statusText(page);
-    });
-
-    await step("toggle_off", page, async () => {
-      await runCommand(page, "CodeGemma: Toggle Completions");
-      await waitForStatus(page, "circle-slash", "disabled");
-    });
-
+    await SCENARIOS[params.scenario](page);
     outcome.ok = true;
     outcome.step = null;
   } catch (error) {

@@ -56,6 +56,7 @@ beforeEach(() => {
   vscode.settings.set("model.nCtx", { defaultValue: 4096 });
   FakeClient.created = [];
   FakeClient.startError = undefined;
+  FakeClient.gate = undefined;
 });
 
 afterEach(async () => {
@@ -78,20 +79,21 @@ describe("starting the server", () => {
     assert.deepEqual(client.clientOptions.initializationOptions(), { codegemma: { model: { path: "/m.gguf" } } });
   });
 
-  it("reports a server that cannot start in the status bar and a message", async () => {
+  it("reports a server that cannot start in the status bar (the client pops up its own message)", async () => {
     FakeClient.startError = new Error("spawn codegemma-lsp ENOENT");
     const { extension } = await activate();
     loaded = extension;
     assert.match(vscode.item.text, /\$\(error\)/);
-    assert.match(vscode.item.tooltip ?? "", /ENOENT/);
-    assert.equal(vscode.errors.length, 1);
+    assert.match(vscode.item.tooltip ?? "", /ENOENT[\s\S]*codegemma\.server\.command/);
+    assert.equal(vscode.errors.length, 0);
   });
 
-  it("rejects a malformed command without starting anything", async () => {
+  it("rejects a malformed command without starting anything, and says so", async () => {
     const { extension } = await activate({ "server.command": [] });
     loaded = extension;
     assert.equal(FakeClient.created.length, 0);
     assert.match(vscode.item.tooltip ?? "", /non-empty list/);
+    assert.equal(vscode.errors.length, 1);
   });
 });
 
@@ -109,11 +111,14 @@ describe("status", () => {
     assert.match(vscode.item.tooltip ?? "", /no model configured/);
   });
 
-  it("shows a server that stopped on its own", async () => {
+  it("shows a server that stopped on its own, and its restart", async () => {
     const { extension, client } = await activate();
     loaded = extension;
+    client.notify("codegemma/status", { state: "ready", model: "m", message: "" });
     client.crash();
     assert.match(vscode.item.text, /debug-disconnect/);
+    client.restarting();
+    assert.match(vscode.item.text, /loading~spin/);
   });
 });
 
@@ -185,6 +190,21 @@ describe("settings changes", () => {
     assert.deepEqual(client.sent[1].params, {
       settings: { codegemma: { model: { path: "/m.gguf", nCtx: 4096 }, completion: { maxNewTokens: 16 } } },
     });
+  });
+
+  it("lets a client finish starting, then stops it, before starting the next", async () => {
+    let release = () => {};
+    FakeClient.gate = new Promise<void>((resolve) => (release = resolve));
+    const { extension, client } = await activate();
+    loaded = extension;
+    const restarting = vscode.commands.get("codegemma.restart")?.();
+    await settle();
+    assert.equal(FakeClient.created.length, 1);
+    release();
+    await restarting;
+    assert.equal(client.isRunning(), false);
+    assert.equal(FakeClient.created.length, 2);
+    assert.equal(FakeClient.created[1].isRunning(), true);
   });
 
   it("restarts the server when its command changes", async () => {

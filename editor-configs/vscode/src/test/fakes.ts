@@ -29,6 +29,8 @@ export class FakeStatusBarItem {
 export class FakeClient {
   static created: FakeClient[] = [];
   static startError: Error | undefined;
+  /** When set, start() waits for it. */
+  static gate: Promise<void> | undefined;
 
   readonly notifications = new Map<string, Listener<unknown>>();
   readonly sent: Array<{ method: string; params: unknown }> = [];
@@ -55,6 +57,8 @@ export class FakeClient {
   }
 
   async start(): Promise<void> {
+    this.changeState(State.Starting);
+    await FakeClient.gate;
     if (FakeClient.startError) {
       throw FakeClient.startError;
     }
@@ -63,6 +67,9 @@ export class FakeClient {
   }
 
   async stop(): Promise<void> {
+    if (!this.running) {
+      throw new Error("Client is not running and can't be stopped");
+    }
     this.running = false;
     this.changeState(State.Stopped);
   }
@@ -78,6 +85,11 @@ export class FakeClient {
   /** What the server side would do: send a notification to the client. */
   notify(method: string, params: unknown): void {
     this.notifications.get(method)?.(params);
+  }
+
+  /** The client's own restart after a crash. */
+  restarting(): void {
+    this.changeState(State.Starting);
   }
 
   crash(): void {
