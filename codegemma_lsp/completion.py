@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from codegemma_lsp.config import Settings
 from codegemma_lsp.documents import DocumentSnapshot, TreeEdit
 from codegemma_lsp.engine.base import Backend, CancelToken, FimRequest, Generation
 from codegemma_lsp.syntax.cutpoints import Window, WindowBudget, choose_window, shift_window
+from codegemma_lsp.syntax.languages import LanguageSpec
 from codegemma_lsp.syntax.scope import Scope, completion_scope
-from codegemma_lsp.syntax.truncation import truncate
+from codegemma_lsp.syntax.truncation import truncate, truncate_explained
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,11 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
-def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPlan:
+def plan_completion(
+    query: CompletionQuery, settings: Settings, *, force: bool = False
+) -> CompletionPlan:
+    """Scope, windows and the FIM request; ``force`` plans a block where the scope says none
+    (pre-warming wants the prompt, not an answer)."""
     snapshot = query.document
     data = snapshot.encoded
     cursor = snapshot.byte_at_offset(query.cursor)
@@ -76,8 +81,9 @@ def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPla
     decision = completion_scope(
         snapshot.tree, data, cursor, snapshot.language, in_comments=trivia, in_strings=trivia
     )
-    if decision.scope is Scope.NONE:
+    if decision.scope is Scope.NONE and not force:
         return CompletionPlan(decision.scope, decision.reason)
+    scope = Scope.BLOCK if decision.scope is Scope.NONE else decision.scope
     fim = settings.fim
     live = fim.mode == "psm-line"
     budget = WindowBudget(
@@ -96,12 +102,33 @@ def plan_completion(query: CompletionQuery, settings: Settings) -> CompletionPla
         path=query.path if fim.path_line else None,
         mode=fim.mode,
         live_start=len(_decode(data[window.prefix_start : middle_start])) if live else None,
-        max_new_tokens=min(max_new, SINGLE_LINE_MAX_TOKENS)
-        if decision.scope is Scope.LINE
-        else max_new,
-        single_line=decision.scope is Scope.LINE,
+        max_new_tokens=min(max_new, SINGLE_LINE_MAX_TOKENS) if scope is Scope.LINE else max_new,
+        single_line=scope is Scope.LINE,
+        key=snapshot.uri,
+        reuse_cache=settings.engine.kv_reuse,
+        time_budget_ms=settings.engine.time_budget_ms,
     )
-    return CompletionPlan(decision.scope, decision.reason, window, request)
+    if scope is Scope.BLOCK:
+        request = replace(request, stop_check=PastTheEnd(request, snapshot.language))
+    return CompletionPlan(scope, decision.reason, window, request)
+
+
+class PastTheEnd:
+    """A stop check for block completions: true once the text has run past its syntactic
+    end (the block closed, or it reached text the suffix already has), so generation stops
+    there instead of at the token limit. It keeps the time it spends, which is work outside
+    llama.cpp even though it runs inside the generation loop."""
+
+    def __init__(self, request: FimRequest, language: LanguageSpec | None) -> None:
+        self.prefix, self.suffix, self.language = request.prefix, request.suffix, language
+        self.spent_ms = 0.0
+
+    def __call__(self, text: str) -> bool:
+        started = time.perf_counter()
+        result = truncate_explained(self.prefix, text, self.suffix, self.language, scope="block")
+        self.spent_ms += (time.perf_counter() - started) * 1000
+        cut_by_rule = result.reason not in ("complete", "not_whole", "empty")
+        return cut_by_rule and result.kept < len(text.rstrip())
 
 
 def finish_completion(plan: CompletionPlan, raw: str, snapshot: DocumentSnapshot) -> str:
@@ -125,6 +152,8 @@ def run_completion(
     generation = backend.complete(plan.request, cancel)
     generated = time.perf_counter()
     timings["infer"] = (generated - planned) * 1000
+    if isinstance(plan.request.stop_check, PastTheEnd):
+        timings["stop_check"] = plan.request.stop_check.spent_ms
     if generation.stop_reason == "cancelled":
         return CompletionOutcome("", plan, generation, timings)
     text = finish_completion(plan, generation.text, query.document)

@@ -63,6 +63,20 @@ class CompletionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    kv_reuse: bool = True
+    """Evaluate only the prompt tokens after the first that changed (off: the baseline)."""
+    cache: bool = True
+    """Answer from the last suggestion when the user types what it predicted."""
+    time_budget_ms: int = 1500
+    """Stop generating after this long and show what is whole by then."""
+    snapshot_mb: int = 256
+    """Memory for KV snapshots of recently used documents, so switching files is cheap."""
+    prewarm: bool = True
+    """Evaluate a document's prompt when it is opened and after an accept, while idle."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSettings:
     code: bool = False
     """Log prompts and completions. Off by default: logs never hold code unless asked."""
@@ -73,6 +87,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     fim: FimSettings = field(default_factory=FimSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -80,6 +95,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "model": ModelSettings,
     "fim": FimSettings,
     "completion": CompletionSettings,
+    "engine": EngineSettings,
     "log": LogSettings,
 }
 
@@ -92,6 +108,8 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("fim", "middle_tokens"): (0, 32768),
     ("completion", "max_new_tokens"): (1, 4096),
     ("completion", "max_file_bytes"): (1024, 1 << 31),
+    ("engine", "time_budget_ms"): (50, 600_000),
+    ("engine", "snapshot_mb"): (0, 1 << 16),
 }
 
 _LITERALS: dict[tuple[str, str], tuple[str, ...]] = {

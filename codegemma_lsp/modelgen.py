@@ -16,6 +16,7 @@ inside the functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -198,6 +199,45 @@ def write_gemma(
     return path
 
 
+def write_gemma_streamed(
+    path: Path,
+    *,
+    shape: GemmaShape,
+    vocabulary: Vocabulary,
+    seed: int = 0,
+    dtype: Literal["f32", "f16"] = "f16",
+    name: str = "codegemma-bench",
+    row_scales: Mapping[int, float] | None = None,
+) -> Path:
+    """Like :func:`write_gemma`, but makes and writes one tensor at a time.
+
+    A model of CodeGemma 2B's shapes holds 2.5 billion weights: :func:`write_gemma`
+    would keep them all in memory before writing, this needs only the largest
+    tensor. ``row_scales`` sets the scale of chosen embedding rows, relative to an
+    ordinary row, in place of the silencing: with a tied output embedding, a row
+    scaled above 1 makes greedy decoding pick its token now and then.
+    """
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    float_type = np.dtype(np.float32 if dtype == "f32" else np.float16)
+    writer = gguf.GGUFWriter(str(path), ARCHITECTURE)
+    _add_hyperparameters(writer, shape, name)
+    _add_tokenizer(writer, vocabulary)
+    for tensor_name, rows, columns in _gemma_tensor_shapes(shape, len(vocabulary.pieces)):
+        dims = (columns,) if rows == 0 else (rows, columns)
+        count = columns if rows == 0 else rows * columns
+        writer.add_tensor_info(tensor_name, dims, float_type, count * float_type.itemsize)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for _, tensor in _iter_gemma_tensors(rng, shape, vocabulary, float_type, row_scales):
+        writer.write_tensor_data(tensor)
+    writer.close()
+    return path
+
+
 def _add_hyperparameters(writer: Any, shape: GemmaShape, name: str) -> None:
     writer.add_name(name)
     writer.add_context_length(shape.n_ctx)
@@ -234,6 +274,67 @@ def _add_tokenizer(writer: Any, vocabulary: Vocabulary) -> None:
     for key, text in fim_keys.items():
         if text in vocabulary.pieces:
             writer.add_uint32(key, vocabulary.id_of(text))
+
+
+def _gemma_tensor_shapes(shape: GemmaShape, n_vocab: int) -> list[tuple[str, int, int]]:
+    """(name, rows, columns) of each tensor :func:`_iter_gemma_tensors` makes, in its order;
+    rows is 0 for a vector."""
+    embd, q_width, kv_width = (
+        shape.n_embd,
+        shape.n_head * shape.head_dim,
+        shape.n_head_kv * shape.head_dim,
+    )
+    shapes = [("token_embd.weight", n_vocab, embd), ("output_norm.weight", 0, embd)]
+    for block in range(shape.n_layer):
+        prefix = f"blk.{block}."
+        shapes += [
+            (prefix + "attn_norm.weight", 0, embd),
+            (prefix + "attn_q.weight", q_width, embd),
+            (prefix + "attn_k.weight", kv_width, embd),
+            (prefix + "attn_v.weight", kv_width, embd),
+            (prefix + "attn_output.weight", embd, q_width),
+            (prefix + "ffn_norm.weight", 0, embd),
+            (prefix + "ffn_gate.weight", shape.n_ff, embd),
+            (prefix + "ffn_up.weight", shape.n_ff, embd),
+            (prefix + "ffn_down.weight", embd, shape.n_ff),
+        ]
+    return shapes
+
+
+# Rows of the embedding made per step, so its float32 form never exists whole.
+_EMBEDDING_CHUNK_ROWS = 16384
+
+
+def _iter_gemma_tensors(
+    rng: np.random.Generator,
+    shape: GemmaShape,
+    vocabulary: Vocabulary,
+    float_type: np.dtype[Any],
+    row_scales: Mapping[int, float] | None,
+) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+    """The tensors of :func:`_gemma_tensor_shapes`, made one at a time in ``float_type``."""
+    import numpy as np
+
+    n_vocab, embd = len(vocabulary.pieces), shape.n_embd
+    token_embd = np.empty((n_vocab, embd), dtype=float_type)
+    for start in range(0, n_vocab, _EMBEDDING_CHUNK_ROWS):
+        stop = min(start + _EMBEDDING_CHUNK_ROWS, n_vocab)
+        token_embd[start:stop] = rng.standard_normal((stop - start, embd), dtype=np.float32)
+    scales = dict(row_scales or {})
+    silent = [token for token in vocabulary.silent_ids() if token not in scales]
+    token_embd[silent] *= float_type.type(_SILENT_ROW_SCALE)
+    for token, scale in scales.items():
+        token_embd[token] *= float_type.type(scale)
+    yield "token_embd.weight", token_embd
+    del token_embd
+    gains = {"attn_output.weight": _BLOCK_OUTPUT_GAIN, "ffn_down.weight": _BLOCK_OUTPUT_GAIN}
+    for tensor_name, rows, columns in _gemma_tensor_shapes(shape, n_vocab)[1:]:
+        if rows == 0:
+            yield tensor_name, np.ones(columns, dtype=float_type)
+            continue
+        weights = rng.standard_normal((rows, columns), dtype=np.float32)
+        weights *= gains.get(tensor_name.split(".", 2)[-1], 1.0) / math.sqrt(columns)
+        yield tensor_name, weights.astype(float_type)
 
 
 def _gemma_tensors(

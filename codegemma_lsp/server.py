@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,23 +22,18 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from codegemma_lsp import __version__
-from codegemma_lsp.completion import (
-    CompletionOutcome,
-    CompletionQuery,
-    carry_window,
-    run_completion,
-)
 from codegemma_lsp.config import Settings, SettingsSources, client_layer
 from codegemma_lsp.documents import Document, DocumentStore, PositionEncoding, TextChange
 from codegemma_lsp.engine.host import HostStatus, ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
 from codegemma_lsp.privacy import is_secret_path
+from codegemma_lsp.service import Answer, CompletionService
 from codegemma_lsp.stats import Stats
-from codegemma_lsp.syntax.cutpoints import Window
 
 log = logging.getLogger(__name__)
 
 ACCEPT_COMMAND = "codegemma.accept"
+ACCEPT_PARTIAL_COMMAND = "codegemma.acceptPartial"
 STATUS_NOTIFICATION = "codegemma/status"
 STATS_REQUEST = "codegemma/stats"
 
@@ -105,13 +99,12 @@ class CodeGemmaServer(LanguageServer):
         self.sources = SettingsSources(command_line=command_line or {})
         self.settings = Settings()
         self.documents = DocumentStore()
-        self.worker = InferenceWorker()
-        self.host = ModelHost(self.worker, self._on_host_status)
         self.stats = Stats()
+        self.worker = InferenceWorker(on_cancel_latency=self.stats.record_cancel_latency)
+        self.host = ModelHost(self.worker, self._on_host_status)
+        self.service = CompletionService(self.host, self.worker, self.stats, lambda: self.settings)
         self.root_path: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inflight: dict[str, asyncio.Task[Any]] = {}
-        self.windows: dict[str, tuple[int, Window]] = {}
         self._progress_token: str | None = None
         self._load_task: asyncio.Future[None] | None = None
         self._bad_message_reported = False
@@ -127,6 +120,7 @@ class CodeGemmaServer(LanguageServer):
             log.warning("%s", problem)
             self.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
         if previous != settings.model:
+            self.service.reset()
             self.start_loading()
 
     def set_workspace_settings(self, value: Any) -> bool:
@@ -177,7 +171,7 @@ class CodeGemmaServer(LanguageServer):
                     types.WorkDoneProgressBegin(title="codegemma-lsp", message="loading the model"),
                 )
                 self._progress_token = token
-        self.host.load(self.settings.model)
+        self.host.load(self.settings.model, snapshot_mb=self.settings.engine.snapshot_mb)
 
     def _on_host_status(self, status: HostStatus) -> None:
         # Called from the inference thread: hop onto the event loop to write.
@@ -253,82 +247,17 @@ class CodeGemmaServer(LanguageServer):
             return "binary file"
         return None
 
-    async def complete(self, uri: str, position: types.Position) -> CompletionOutcome | None:
-        """Run the pipeline for ``uri``; a newer call for the same document cancels this one."""
-        started = time.perf_counter()
-        previous = self._inflight.get(uri)
-        if previous is not None and not previous.done():
-            previous.cancel()
-        current = asyncio.current_task()
-        if current is not None:
-            self._inflight[uri] = current
-        try:
-            document = self.documents.get(uri)
-            refusal = self.completion_refusal(document)
-            backend = self.host.backend
-            if refusal is not None or backend is None or document is None:
-                log.debug("no completion: %s", refusal or f"model {self.host.status.state}")
-                return None
-            offset = document.offset_at(position.line, position.character)
-            snapshot = document.snapshot()
-            query = CompletionQuery(
-                document=snapshot,
-                cursor=offset,
-                path=self.relative_path(uri),
-                previous=self.previous_window(uri, document),
-            )
-            settings = self.settings
-            future, token = self.worker.submit(
-                uri, lambda cancel: run_completion(backend, query, settings, cancel)
-            )
-            try:
-                outcome = await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                token.cancel()
-                raise
-            self._log_outcome(outcome, started)
-            if outcome.plan.window is not None:
-                self.windows[uri] = (snapshot.revision, outcome.plan.window)
-            if outcome.cancelled:
-                # Superseded on the worker side before this task saw a cancel.
-                raise asyncio.CancelledError
-            self.stats.record_latency((time.perf_counter() - started) * 1000)
-            return outcome
-        finally:
-            if self._inflight.get(uri) is current:
-                del self._inflight[uri]
-
-    def previous_window(self, uri: str, document: Document) -> Window | None:
-        """The last window chosen for this document, moved through the edits made since."""
-        stored = self.windows.get(uri)
-        if stored is None:
+    async def complete(self, uri: str, position: types.Position) -> tuple[Document, Answer] | None:
+        document = self.documents.get(uri)
+        refusal = self.completion_refusal(document)
+        if refusal is not None or document is None:
+            log.debug("no completion: %s", refusal)
             return None
-        revision, window = stored
-        edits = document.edits_since(revision)
-        return None if edits is None else carry_window(window, edits)
-
-    def _log_outcome(self, outcome: CompletionOutcome, started: float) -> None:
-        # One line per request, with sizes and timings but never code (unless log.code).
-        plan, generation = outcome.plan, outcome.generation
-        window = plan.window
-        stages = " ".join(f"{k}_ms={v:.1f}" for k, v in outcome.timings_ms.items())
-        log.info(
-            "completion scope=%s(%s) cut=%s kept=%s prompt_tokens=%d evaluated=%d generated=%d "
-            "stop=%s chars=%d %s total_ms=%.1f",
-            plan.scope.value,
-            plan.reason,
-            window.kind if window else "-",
-            window.prefix.kept if window else "-",
-            generation.prompt_tokens if generation else 0,
-            generation.evaluated_tokens if generation else 0,
-            generation.generated_tokens if generation else 0,
-            generation.stop_reason if generation else "-",
-            len(outcome.text),
-            stages,
-            (time.perf_counter() - started) * 1000,
-        )
-        if self.settings.log.code:
-            log.info("completion text: %r", outcome.text)
+        resolved = document.resolve(position.line, position.character)
+        if resolved.clamped:
+            log.debug("position past the end of the document clamped")
+        answer = await self.service.complete(document, resolved.offset, self.relative_path(uri))
+        return None if answer is None or not answer.text else (document, answer)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Called for messages that never reached a handler, such as broken JSON.
@@ -353,24 +282,28 @@ class CodeGemmaServer(LanguageServer):
             )
 
 
+def _accept_command(document: Document, answer: Answer) -> types.Command:
+    return types.Command(
+        title="Accept",
+        command=ACCEPT_COMMAND,
+        arguments=[{"uri": document.uri, "id": answer.suggestion_id}],
+    )
+
+
 def _inline_item(
-    document: Document, position: types.Position, text: str
+    position: types.Position, document: Document, answer: Answer
 ) -> types.InlineCompletionItem:
     # The range starts and ends at the cursor: VS Code and Neovim then render the
     # whole insert text as ghost text after the cursor.
     return types.InlineCompletionItem(
-        insert_text=text,
+        insert_text=answer.text,
         range=types.Range(start=position, end=position),
-        command=types.Command(
-            title="Accept",
-            command=ACCEPT_COMMAND,
-            arguments=[{"uri": document.uri, "chars": len(text)}],
-        ),
+        command=_accept_command(document, answer),
     )
 
 
 def _completion_item(
-    document: Document, position: types.Position, text: str
+    position: types.Position, document: Document, answer: Answer
 ) -> types.CompletionItem:
     # Completion UIs filter by the word before the cursor, so the edit replaces that
     # word with the word plus the completion, and the filter text starts with it.
@@ -380,27 +313,36 @@ def _completion_item(
         start -= 1
     word = document.text[start:offset]
     start_line, start_char = document.position_at(start)
-    label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
+    text = word + answer.text
+    label = text.split("\n", 1)[0].strip() or answer.text.strip()[:60]
     return types.CompletionItem(
         label=label[:80],
         kind=types.CompletionItemKind.Text,
         detail="codegemma",
         insert_text_format=types.InsertTextFormat.PlainText,
-        filter_text=word + text,
+        filter_text=text,
         sort_text="0",
         preselect=True,
         text_edit=types.TextEdit(
             range=types.Range(
                 start=types.Position(line=start_line, character=start_char), end=position
             ),
-            new_text=word + text,
+            new_text=text,
         ),
-        command=types.Command(
-            title="Accept",
-            command=ACCEPT_COMMAND,
-            arguments=[{"uri": document.uri, "chars": len(text)}],
-        ),
+        command=_accept_command(document, answer),
     )
+
+
+def _command_argument(args: tuple[Any, ...]) -> dict[str, Any]:
+    """The first object among a command's arguments (clients nest them differently)."""
+    for arg in args:
+        if isinstance(arg, dict):
+            return arg
+        if isinstance(arg, list | tuple):
+            found = _command_argument(tuple(arg))
+            if found:
+                return found
+    return {}
 
 
 def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer:
@@ -434,6 +376,9 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeGemmaServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.open_document(params.text_document)
+        document = ls.documents.get(params.text_document.uri)
+        if document is not None and ls.completion_refusal(document) is None:
+            ls.service.prewarm(document, ls.relative_path(document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeGemmaServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -445,50 +390,53 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.worker.cancel(params.text_document.uri)
-        ls.windows.pop(params.text_document.uri, None)
+        ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: CodeGemmaServer, params: types.InlineCompletionParams
-    ) -> types.InlineCompletionList | None:
-        outcome = await ls.complete(params.text_document.uri, params.position)
-        document = ls.documents.get(params.text_document.uri)
-        if outcome is None or not outcome.text or document is None:
+    ) -> types.InlineCompletionList:
+        found = await ls.complete(params.text_document.uri, params.position)
+        if found is None:
             return types.InlineCompletionList(items=[])
         ls.stats.shown += 1
-        return types.InlineCompletionList(
-            items=[_inline_item(document, params.position, outcome.text)]
-        )
+        return types.InlineCompletionList(items=[_inline_item(params.position, *found)])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
     async def completion(
         ls: CodeGemmaServer, params: types.CompletionParams
     ) -> types.CompletionList:
-        outcome = await ls.complete(params.text_document.uri, params.position)
-        document = ls.documents.get(params.text_document.uri)
-        if outcome is None or not outcome.text or document is None:
+        found = await ls.complete(params.text_document.uri, params.position)
+        if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
         ls.stats.shown += 1
         # Incomplete: the next keystroke must ask again rather than filter a stale list.
         return types.CompletionList(
-            is_incomplete=True, items=[_completion_item(document, params.position, outcome.text)]
+            is_incomplete=True, items=[_completion_item(params.position, *found)]
         )
 
     @server.command(ACCEPT_COMMAND)
     def accept(ls: CodeGemmaServer, *args: Any) -> None:
         ls.stats.accepted += 1
+        argument = _command_argument(args)
+        document = ls.documents.get(str(argument.get("uri", "")))
+        suggestion_id = argument.get("id")
+        if document is not None and isinstance(suggestion_id, int):
+            ls.service.accepted(document, suggestion_id, ls.relative_path(document.uri))
+
+    @server.command(ACCEPT_PARTIAL_COMMAND)
+    def accept_partial(ls: CodeGemmaServer, *args: Any) -> None:
+        ls.stats.accepted_partially += 1
 
     @server.feature(STATS_REQUEST)
     def stats(ls: CodeGemmaServer, params: Any) -> dict[str, Any]:
-        return ls.stats.summary()
+        records = bool(getattr(params, "records", False)) if params is not None else False
+        return ls.stats.summary(with_records=records)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeGemmaServer, params: None) -> None:
-        ls.worker.cancel_all()
-        for task in list(ls._inflight.values()):
-            task.cancel()
+        ls.service.cancel_all()
         ls.host.close()
 
     return server

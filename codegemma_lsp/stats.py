@@ -1,10 +1,12 @@
-"""Local usage counts: kept in memory only; nothing leaves the machine."""
+"""Local usage counts and per-request figures: kept in memory only; nothing leaves the machine."""
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Source = Literal["model", "cache", "none"]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -16,24 +18,63 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """What one completion request cost; the replay benchmark reads these."""
+
+    uri: str
+    source: Source
+    total_ms: float
+    """From the request reaching the handler to the answer, queueing included."""
+    llama_ms: float = 0.0
+    overhead_ms: float = 0.0
+    """Work outside llama.cpp calls: planning, truncation, bookkeeping (not queueing)."""
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+    stop_reason: str = "-"
+    cancelled: bool = False
+
+
 @dataclass
 class Stats:
     shown: int = 0
     accepted: int = 0
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    accepted_partially: int = 0
+    records: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=5000))
+    cancel_latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
 
-    def record_latency(self, ms: float) -> None:
-        self.latencies_ms.append(ms)
+    def record(self, record: RequestRecord) -> None:
+        self.records.append(record)
 
-    def summary(self) -> dict[str, Any]:
-        values = list(self.latencies_ms)
-        return {
+    def record_cancel_latency(self, ms: float) -> None:
+        self.cancel_latencies_ms.append(ms)
+
+    def summary(self, *, with_records: bool = False) -> dict[str, Any]:
+        answered = [r for r in self.records if not r.cancelled]
+        latencies = [r.total_ms for r in answered]
+        cancels = list(self.cancel_latencies_ms)
+        result: dict[str, Any] = {
             "shown": self.shown,
             "accepted": self.accepted,
+            "accepted_partially": self.accepted_partially,
             "acceptance_rate": self.accepted / self.shown if self.shown else 0.0,
+            "requests": len(self.records),
+            "cache_answers": sum(1 for r in answered if r.source == "cache"),
             "latency_ms": {
-                "count": len(values),
-                "p50": percentile(values, 0.5),
-                "p95": percentile(values, 0.95),
+                "count": len(latencies),
+                "p50": percentile(latencies, 0.5),
+                "p95": percentile(latencies, 0.95),
+            },
+            "cancel_latency_ms": {
+                "count": len(cancels),
+                "p50": percentile(cancels, 0.5),
+                "p95": percentile(cancels, 0.95),
             },
         }
+        if with_records:
+            result["records"] = [asdict(r) for r in self.records]
+            result["cancel_latencies_ms"] = cancels
+        return result

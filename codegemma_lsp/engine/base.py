@@ -13,12 +13,14 @@ nothing of LSP; the prompt layout lives in :mod:`codegemma_lsp.prompt`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from codegemma_lsp.prompt import FimMode, PromptParts
 
-StopReason = Literal["eos", "fim", "newline", "length", "cancelled", "stop"]
+StopReason = Literal["eos", "fim", "newline", "length", "cancelled", "time", "syntax"]
 
 
 class EngineError(Exception):
@@ -38,8 +40,12 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.cancelled_at: float | None = None
+        """``time.perf_counter()`` when first cancelled, to measure how fast work stops."""
 
     def cancel(self) -> None:
+        if self.cancelled_at is None:
+            self.cancelled_at = time.perf_counter()
         self._event.set()
 
     @property
@@ -66,6 +72,13 @@ class FimRequest:
     mode: FimMode = "psm"
     live_start: int | None = None
     context: tuple[tuple[str, str], ...] = ()
+    key: str | None = None
+    """Which document this is for: the backend keeps a KV snapshot per key."""
+    reuse_cache: bool = True
+    """False evaluates the whole prompt afresh (the benchmark's baseline)."""
+    time_budget_ms: float | None = None
+    stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
+    """Called with the text so far at each line end; True stops at the syntactic end."""
 
     @property
     def parts(self) -> PromptParts:

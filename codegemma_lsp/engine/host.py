@@ -34,7 +34,7 @@ class HostStatus:
     message: str = ""
 
 
-def make_backend(settings: ModelSettings) -> Backend:
+def make_backend(settings: ModelSettings, *, snapshot_mb: int = 256) -> Backend:
     """The backend the settings ask for; raises ModelLoadError for a bad choice."""
     kind = settings.backend
     if kind == "fake" or kind.startswith("fake:"):
@@ -59,6 +59,7 @@ def make_backend(settings: ModelSettings) -> Backend:
             n_ctx=settings.n_ctx,
             n_threads=settings.threads or None,
             n_batch=settings.batch,
+            snapshot_bytes=snapshot_mb << 20,
         )
     raise ModelLoadError(f"unknown backend {kind!r}: use llama, fake[:SECONDS] or scripted:PATH")
 
@@ -93,7 +94,7 @@ class ModelHost:
         self.status = status
         self._on_status(status)
 
-    def load(self, settings: ModelSettings) -> Future[HostStatus]:
+    def load(self, settings: ModelSettings, *, snapshot_mb: int = 256) -> Future[HostStatus]:
         """Swap to the backend ``settings`` describe, loading it on the inference thread."""
         self._settings = settings
         name = describe(settings)
@@ -107,7 +108,7 @@ class ModelHost:
                 old.close()
             started = time.perf_counter()
             try:
-                backend = make_backend(settings)
+                backend = make_backend(settings, snapshot_mb=snapshot_mb)
                 backend.load()
             except EngineError as exc:
                 status = HostStatus("error", name, str(exc))

@@ -39,6 +39,7 @@ from codegemma_lsp.engine.base import (
     ModelLoadError,
     StopReason,
 )
+from codegemma_lsp.engine.snapshots import Snapshot, SnapshotStore
 from codegemma_lsp.prompt import (
     END_OF_TURN,
     FILE_SEPARATOR,
@@ -74,6 +75,7 @@ class LlamaBackend:
         n_threads: int | None = None,
         n_batch: int = DEFAULT_N_BATCH,
         flash_attn: bool = True,
+        snapshot_bytes: int = 256 << 20,
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
@@ -84,6 +86,9 @@ class LlamaBackend:
         self._llm: llama_cpp.Llama | None = None
         self._fim: FimTokens | None = None
         self._pieces: dict[int, bytes] = {}
+        self._snapshots = SnapshotStore(snapshot_bytes)
+        self._holder: str | None = None
+        """The document whose prompt the live KV cache holds."""
 
     @property
     def model_name(self) -> str:
@@ -146,6 +151,8 @@ class LlamaBackend:
     def close(self) -> None:
         with self._lock:
             llm, self._llm, self._fim = self._llm, None, None
+            self._snapshots = SnapshotStore(self._snapshots.budget_bytes)
+            self._holder = None
         if llm is not None:
             llm.close()
 
@@ -168,6 +175,9 @@ class LlamaBackend:
         if cancel.cancelled:
             return Generation(text="", stop_reason="cancelled")
         started = time.perf_counter()
+        self._switch_to(llm, request.key)
+        if not request.reuse_cache:
+            _forget_cache(llm)
         max_new = min(request.max_new_tokens, self.n_ctx // 2)
         prompt = build_prompt(
             self.tokenize_text,
@@ -181,8 +191,17 @@ class LlamaBackend:
         stop_reason: StopReason
         if llm.n_tokens < len(prompt):
             text, generated, stop_reason = "", 0, "cancelled"
+        elif max_new <= 0:  # a pre-warm: the prompt is in the cache, nothing to generate
+            text, generated, stop_reason = "", 0, "length"
         else:
-            text, generated, stop_reason = self._generate(llm, fim, request, max_new, cancel)
+            deadline = (
+                prompt_done + request.time_budget_ms / 1000
+                if request.time_budget_ms is not None
+                else None
+            )
+            text, generated, stop_reason = self._generate(
+                llm, fim, request, max_new, cancel, deadline
+            )
         return Generation(
             text=text,
             stop_reason=stop_reason,
@@ -192,6 +211,31 @@ class LlamaBackend:
             prompt_ms=(prompt_done - started) * 1000,
             generate_ms=(time.perf_counter() - prompt_done) * 1000,
         )
+
+    def _switch_to(self, llm: llama_cpp.Llama, key: str | None) -> None:
+        """Make the live KV cache hold ``key``'s last prompt, saving the previous holder's."""
+        if key == self._holder:
+            return
+        import llama_cpp
+
+        if self._holder is not None and llm.n_tokens > 0 and self._snapshots.budget_bytes > 0:
+            size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
+            tokens = tuple(int(t) for t in llm.input_ids[: llm.n_tokens])
+            self._snapshots.put(self._holder, Snapshot(tokens, bytes(buffer)[:written]))
+        self._holder = key
+        snapshot = self._snapshots.take(key) if key is not None else None
+        if snapshot is None:
+            return
+        _forget_cache(llm)
+        data = (ctypes.c_uint8 * len(snapshot.data)).from_buffer_copy(snapshot.data)
+        if llama_cpp.llama_state_seq_set_data(llm.ctx, data, len(snapshot.data), 0) == 0:
+            _forget_cache(llm)  # refused (a shape mismatch): start this document afresh
+            return
+        n = len(snapshot.tokens)
+        llm.input_ids[:n] = snapshot.tokens
+        llm.n_tokens = n
 
     def tokenize_text(self, text: str) -> list[int]:
         """User text to ids: no BOS, and no special tokens even for a literal marker."""
@@ -243,8 +287,13 @@ class LlamaBackend:
         request: FimRequest,
         max_new: int,
         cancel: CancelToken,
+        deadline: float | None = None,
     ) -> tuple[str, int, StopReason]:
-        """Greedy decoding from the evaluated prompt: (text, tokens generated, stop reason)."""
+        """Greedy decoding from the evaluated prompt: (text, tokens generated, stop reason).
+
+        ``deadline`` (a ``perf_counter`` time) bounds generation, not the prompt: a
+        cold prompt still gets evaluated, and is then warm for the next request.
+        """
         import llama_cpp
         import numpy as np
 
@@ -258,6 +307,8 @@ class LlamaBackend:
                 return text, generated, "length"
             if cancel.cancelled:
                 return text, generated, "cancelled"
+            if deadline is not None and time.perf_counter() > deadline:
+                return text, generated, "time"
             logits = np.ctypeslib.as_array(
                 llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,)
             )
@@ -267,7 +318,10 @@ class LlamaBackend:
             generated += 1
             # Bytes of a character split across tokens wait in the decoder; an
             # unfinished character at the end is dropped, not shown as U+FFFD.
-            text += decoder.decode(self._piece(llm, token))
+            piece = decoder.decode(self._piece(llm, token))
+            text += piece
+            if "\n" in piece and request.stop_check is not None and request.stop_check(text):
+                return text, generated, "syntax"
             if request.single_line:
                 end = single_line_end(text)
                 if end is not None:

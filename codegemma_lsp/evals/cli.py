@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from codegemma_lsp.evals import truncation_eval
+from codegemma_lsp.evals import humaneval_eval, truncation_eval
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-# ``humaneval`` (pass@1 through the server's completion path) joins here once
-# that path exists: a module with the same ``add_parser`` shape.
-_BENCHMARKS: tuple[Registrar, ...] = (truncation_eval.add_parser,)
+_BENCHMARKS: tuple[Registrar, ...] = (humaneval_eval.add_parser, truncation_eval.add_parser)
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,11 +14,16 @@ Rules, first match wins (with a tree):
    ``"line"`` LINE, ``"block"`` BLOCK.
 2. Word characters on both sides of the cursor (the middle of an
    identifier): NONE.
-3. Code to the right of the cursor on its line, anything but blanks and
+3. Nothing but indentation before the cursor and text to its right on its
+   line (code or closers): BLOCK. The completion is whole lines inserted
+   above that text, so it must be free to end with a newline that pushes the
+   text down; a LINE completion stops before its newline and would glue
+   itself to the front of the text.
+4. Code to the right of the cursor on its line, anything but blanks and
    closing brackets, quotes, ``;`` or ``,``: LINE.
-4. Inside brackets that do not hold statements (an argument list, parameters,
+5. Inside brackets that do not hold statements (an argument list, parameters,
    an array, an object, a parenthesised expression): LINE.
-5. Otherwise the cursor is where statements go (the innermost container is
+6. Otherwise the cursor is where statements go (the innermost container is
    a block that ``blocks.scm`` captures, or the file's root):
 
    a. nothing before the cursor on its line: BLOCK (a new statement may be
@@ -30,7 +35,7 @@ Rules, first match wins (with a tree):
    c. anything else: LINE.
 
 Without a tree (an unknown language) the same questions are asked of the
-text alone: 2 and 3 as above; after a line ending in ``{`` or ``:`` whose
+text alone: 2, 3 and 4 as above; after a line ending in ``{`` or ``:`` whose
 body is empty, BLOCK; otherwise LINE, since lines alone cannot tell a
 statement list from the inside of a multi-line expression.
 """
@@ -104,6 +109,8 @@ def completion_scope(
         return _from_setting(in_strings, "string")
     if _mid_identifier(before, after):
         return ScopeDecision(Scope.NONE, "mid-identifier")
+    if _before_text(before, after):
+        return ScopeDecision(Scope.BLOCK, "before-code")
     if _code_right(after):
         return ScopeDecision(Scope.LINE, "code-right")
     if _inside_brackets(root, source, cursor, language):
@@ -129,6 +136,11 @@ def _is_word_byte(byte: int) -> bool:
 
 def _mid_identifier(before: bytes, after: bytes) -> bool:
     return bool(before) and bool(after) and _is_word_byte(before[-1]) and _is_word_byte(after[0])
+
+
+def _before_text(before: bytes, after: bytes) -> bool:
+    """Whether the cursor is in the indentation of a line that holds text."""
+    return is_blank(before) and bool(after.strip(_BLANKS))
 
 
 def _code_right(after: bytes) -> bool:
@@ -229,6 +241,8 @@ def _by_text(
         return _from_setting(in_comments, "comment")
     if _mid_identifier(before, after):
         return ScopeDecision(Scope.NONE, "mid-identifier")
+    if _before_text(before, after):
+        return ScopeDecision(Scope.BLOCK, "before-code")
     if _code_right(after):
         return ScopeDecision(Scope.LINE, "code-right")
     if is_blank(before):

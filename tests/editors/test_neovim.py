@@ -209,9 +209,6 @@ def test_plugin_tab_is_a_plain_tab_when_nothing_is_shown(plugin_run: ScenarioRun
     assert line and not line.strip(), plugin_run.report()
 
 
-@pytest.mark.xfail(
-    reason="the server has no typed-ahead cache yet (DESIGN: answer from the cache)", strict=False
-)
 def test_typed_ahead_suggestion_survives_the_servers_next_answer(plugin_run: ScenarioRun) -> None:
     values = check(plugin_run)
     assert values["typed_ahead_line"] == "total = a", plugin_run.report()

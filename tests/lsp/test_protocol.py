@@ -340,3 +340,77 @@ async def test_settings_pulled_and_pushed_reload_the_model(tmp_path: Path) -> No
     finally:
         await client.shutdown_session()
         await client.stop()
+
+
+def _insert(client: LanguageClient, uri: str, version: int, at: types.Position, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=text
+                )
+            ],
+        )
+    )
+
+
+async def _records(client: LanguageClient) -> list[Any]:
+    stats = await client.protocol.send_request_async("codegemma/stats", {"records": True})
+    return list(stats.records)
+
+
+async def test_typing_the_suggestion_is_answered_from_the_cache(
+    fake_client: LanguageClient, tmp_path: Path
+) -> None:
+    uri = _open(fake_client, tmp_path)
+    await _wait_ready(fake_client)
+    first = await _inline(fake_client, uri)
+    assert first is not None and first.items[0].insert_text == "pass  # codegemma-fake"
+    _insert(fake_client, uri, 2, CURSOR, "pa")
+    moved = types.Position(line=CURSOR.line, character=CURSOR.character + 2)
+    second = await _inline(fake_client, uri, moved)
+    assert second is not None and second.items[0].insert_text == "ss  # codegemma-fake"
+    sources = [r.source for r in await _records(fake_client)]
+    assert sources == ["model", "cache"]
+
+
+async def test_accept_precomputes_the_next_suggestion(
+    fake_client: LanguageClient, tmp_path: Path
+) -> None:
+    uri = _open(fake_client, tmp_path)
+    await _wait_ready(fake_client)
+    first = await _inline(fake_client, uri)
+    assert first is not None
+    item = first.items[0]
+    _insert(fake_client, uri, 2, CURSOR, item.insert_text + "\n    ")
+    assert item.command is not None
+    await fake_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
+    )
+    after = types.Position(line=CURSOR.line, character=CURSOR.character + len(item.insert_text))
+    await asyncio.sleep(0.3)  # the fake precompute runs in the background in a few ms
+    result = await _inline(fake_client, uri, after)
+    assert result is not None and result.items
+    records = await _records(fake_client)
+    assert records[-1].source == "cache", records
+
+
+async def test_stats_keep_per_request_records_and_cancel_latencies(tmp_path: Path) -> None:
+    client = _make_client()
+    await client.start_io(*SERVER, "--backend", "fake:1")
+    try:
+        await _start(client, tmp_path)
+        uri = _open(client, tmp_path)
+        await _wait_ready(client)
+        first = asyncio.ensure_future(_inline(client, uri))
+        await asyncio.sleep(0.3)
+        await _inline(client, uri, types.Position(line=0, character=3))
+        with pytest.raises(Exception):  # noqa: B017 - the cancelled request's error
+            await first
+        stats = await client.protocol.send_request_async("codegemma/stats", {"records": True})
+        assert [r.cancelled for r in stats.records] == [True, False]
+        assert stats.cancel_latency_ms.count == 1
+    finally:
+        await client.shutdown_session()
+        await client.stop()

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -456,3 +457,52 @@ def test_a_model_without_fim_tokens_is_not_codegemma(tmp_path: Path) -> None:
     assert str(error.value) == (
         f"{path} is not a CodeGemma model: the vocabulary has no <|fim_prefix|> token"
     )
+
+
+@pytest.mark.model
+def test_switching_documents_restores_the_previous_snapshot(backend: LlamaBackend) -> None:
+    a = FimRequest(PREFIX * 10, SUFFIX, "a.py", max_new_tokens=2, key="a")
+    b = FimRequest("const x = 1;\n" * 10, "", "b.js", max_new_tokens=2, key="b")
+    backend.complete(a, CancelToken())
+    backend.complete(b, CancelToken())
+    back_to_a = backend.complete(a, CancelToken())
+    assert back_to_a.prompt_tokens > 50
+    assert back_to_a.evaluated_tokens <= 2
+
+
+@pytest.mark.model
+def test_without_reuse_the_whole_prompt_is_evaluated(backend: LlamaBackend) -> None:
+    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=2)
+    backend.complete(request, CancelToken())
+    again = backend.complete(replace(request, reuse_cache=False), CancelToken())
+    assert again.evaluated_tokens == again.prompt_tokens
+
+
+@pytest.mark.model
+def test_time_budget_stops_generation(backend: LlamaBackend) -> None:
+    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=4000, time_budget_ms=0)
+    generation = backend.complete(request, CancelToken())
+    assert generation.stop_reason == "time"
+    assert generation.generated_tokens <= 1
+
+
+@pytest.mark.model
+def test_stop_check_ends_generation_at_a_line_end(backend: LlamaBackend) -> None:
+    seen: list[str] = []
+
+    def stop(text: str) -> bool:
+        seen.append(text)
+        return True
+
+    request = FimRequest("import os\n", "", max_new_tokens=200, stop_check=stop)
+    generation = backend.complete(request, CancelToken())
+    assert generation.stop_reason == "syntax"
+    assert seen and "\n" in seen[0]
+
+
+@pytest.mark.model
+def test_max_new_tokens_zero_only_warms_the_cache(backend: LlamaBackend) -> None:
+    warm = backend.complete(FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=0), CancelToken())
+    assert warm.text == "" and warm.generated_tokens == 0 and warm.evaluated_tokens > 0
+    after = backend.complete(FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
+    assert after.evaluated_tokens <= 1

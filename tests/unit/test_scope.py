@@ -13,6 +13,10 @@ from tests.unit.syntax_samples import CURSOR, LANGUAGES, SAMPLES, split_cursor
 # One snippet per situation and language; "█" is the cursor.
 SNIPPETS: dict[str, dict[str, str]] = {
     "python": {
+        "before-code": "def f(a):\n    y = 1\n█    return y\n",
+        "before-code-after-indent": "def f(a):\n    y = 1\n    █return y\n",
+        "before-closer": "d = {\n    'a': 1,\n█}\n",
+        "before-argument": "x = g(a,\n█      b)\n",
         "empty-block": "def f(a):█\n\nx = 1\n",
         "empty-block-next-line": "def f(a):\n    █\n\nx = 1\n",
         "filled-block": "def f(a):█\n    return a\n",
@@ -29,6 +33,8 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "comment-end": "x = 1  # abc█\n",
     },
     "javascript": {
+        "before-code": "function f(a) {\n  const y = 1;\n█  return y;\n}\n",
+        "before-closer": "const d = [\n  1,\n█];\n",
         "empty-block": "function f(a) {█}\n",
         "empty-block-next-line": "function f(a) {\n  █\n}\n",
         "filled-block": "function f(a) {█\n  return a;\n}\n",
@@ -49,6 +55,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "unclosed-block": "function f(a) {█\n\nconst z = 1;\n",
     },
     "typescript": {
+        "before-code": "function f(a: number) {\n  const y = 1;\n█  return y;\n}\n",
         "empty-block": "function f(a: number): void {█}\n",
         "empty-block-next-line": "class A {\n  m(): void {\n    █\n  }\n}\n",
         "filled-block": "function f(a: number): number {█\n  return a;\n}\n",
@@ -66,6 +73,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "interface": "interface Shape {█}\n",
     },
     "tsx": {
+        "before-code": "function App() {\n  const y = 1;\n█  return <div>{y}</div>;\n}\n",
         "empty-block": "function App(): JSX.Element {█}\n",
         "empty-block-next-line": "function App() {\n  █\n}\n",
         "filled-block": "function App() {█\n  return <div />;\n}\n",
@@ -83,6 +91,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "jsx-text": "function App() {\n  return <div>█</div>;\n}\n",
     },
     "go": {
+        "before-code": "package p\n\nfunc f() int {\n\ty := 1\n█\treturn y\n}\n",
         "empty-block": "package p\n\nfunc f(a int) {█}\n",
         "empty-block-next-line": "package p\n\nfunc f(a int) {\n\t█\n}\n",
         "filled-block": "package p\n\nfunc f(a int) int {█\n\treturn a\n}\n",
@@ -99,6 +108,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "case": "package p\n\nfunc f() {\n\tswitch x {\n\tcase 1:█\n\t}\n}\n",
     },
     "java": {
+        "before-code": "class A {\n  int f() {\n    int y = 1;\n█    return y;\n  }\n}\n",
         "empty-block": "class A {\n  void f(int a) {█}\n}\n",
         "empty-block-next-line": "class A {\n  void f(int a) {\n    █\n  }\n}\n",
         "filled-block": "class A {\n  int f(int a) {█\n    return a;\n  }\n}\n",
@@ -115,6 +125,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "class-body": "class A {█}\n",
     },
     "c": {
+        "before-code": "int f(void) {\n    int y = 1;\n█    return y;\n}\n",
         "empty-block": "int f(int a) {█}\n",
         "empty-block-next-line": "int f(int a) {\n    █\n}\n",
         "filled-block": "int f(int a) {█\n    return a;\n}\n",
@@ -132,6 +143,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "struct": "struct point {█};\n",
     },
     "cpp": {
+        "before-code": "int f() {\n    int y = 1;\n█    return y;\n}\n",
         "empty-block": "int f(int a) {█}\n",
         "empty-block-next-line": "namespace n {\nint f(int a) {\n    █\n}\n}\n",
         "filled-block": "int f(int a) {█\n    return a;\n}\n",
@@ -148,6 +160,9 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "lambda": "auto f = [](int a) {█};\n",
     },
     "csharp": {
+        "before-code": (
+            "class A\n{\n    int F()\n    {\n        var y = 1;\n█        return y;\n    }\n}\n"
+        ),
         "empty-block": "class A\n{\n    void F(int a) {█}\n}\n",
         "empty-block-next-line": "class A\n{\n    void F(int a)\n    {\n        █\n    }\n}\n",
         "filled-block": "class A\n{\n    int F(int a) {█\n        return a;\n    }\n}\n",
@@ -172,6 +187,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "allman": "class A\n{\n    void F()\n    {█\n    }\n}\n",
     },
     "kotlin": {
+        "before-code": "fun f(): Int {\n    val y = 1\n█    return y\n}\n",
         "empty-block": "fun f(a: Int) {█}\n",
         "empty-block-next-line": "fun f(a: Int) {\n    █\n}\n",
         "filled-block": "fun f(a: Int): Int {█\n    return a\n}\n",
@@ -189,6 +205,7 @@ SNIPPETS: dict[str, dict[str, str]] = {
         "lambda": "fun f() {\n    xs.map { x ->█ }\n}\n",
     },
     "rust": {
+        "before-code": "fn f() -> i32 {\n    let y = 1;\n█    y\n}\n",
         "empty-block": "fn f(a: i32) {█}\n",
         "empty-block-next-line": "impl A {\n    fn f(a: i32) {\n        █\n    }\n}\n",
         "filled-block": "fn f(a: i32) -> i32 {█\n    a\n}\n",
@@ -220,6 +237,12 @@ EXPECTED: dict[str, list[tuple[dict[str, Any], Scope]]] = {
     "case": [({}, Scope.BLOCK)],
     "allman": [({}, Scope.BLOCK)],
     "new-line": [({}, Scope.BLOCK)],
+    # Text to the right of a cursor in the indentation goes down a line, so the
+    # completion must be free to end with a newline: a LINE completion cannot.
+    "before-code": [({}, Scope.BLOCK)],
+    "before-code-after-indent": [({}, Scope.BLOCK)],
+    "before-closer": [({}, Scope.BLOCK)],
+    "before-argument": [({}, Scope.BLOCK)],
     "filled-block": [({}, Scope.LINE)],
     "arguments": [({}, Scope.LINE)],
     "arguments-next-line": [({}, Scope.LINE)],
@@ -274,6 +297,7 @@ def test_every_language_covers_the_core_situations() -> None:
         "arguments-next-line",
         "mid-identifier",
         "new-line",
+        "before-code",
         "string",
         "comment",
     }
@@ -311,6 +335,9 @@ def test_scope_at_the_sample_cursor_is_a_block(lang: str) -> None:
         pytest.param("g(a, █)\n", Scope.LINE, id="code-right"),
         pytest.param("x = val█ue\n", Scope.NONE, id="mid-identifier"),
         pytest.param("x = 1\n█\n", Scope.LINE, id="blank-line"),
+        pytest.param("x = 1\n█y = 2\n", Scope.BLOCK, id="before-code"),
+        pytest.param("x = 1\n  █  y = 2\n", Scope.BLOCK, id="in-indentation"),
+        pytest.param("x = [\n  1,\n█]\n", Scope.BLOCK, id="before-closer"),
         pytest.param("x = █\n", Scope.LINE, id="statement"),
         pytest.param("█", Scope.LINE, id="empty-document"),
     ],

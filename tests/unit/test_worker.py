@@ -43,3 +43,24 @@ def test_jobs_run_on_one_thread() -> None:
     ]
     assert len({f.result(2) for f in names}) == 1
     worker.shutdown()
+
+
+def test_background_jobs_give_way_to_foreground_jobs() -> None:
+    latencies: list[float] = []
+    worker = InferenceWorker(on_cancel_latency=latencies.append)
+    started = threading.Event()
+
+    def warm(cancel: CancelToken) -> str:
+        started.set()
+        while not cancel.cancelled:
+            time.sleep(0.001)
+        return "stopped"
+
+    background, token = worker.submit("prewarm:a", warm, background=True)
+    started.wait(2)
+    foreground, _ = worker.submit("b", lambda cancel: "answer")
+    assert token.cancelled
+    assert background.result(2) == "stopped"
+    assert foreground.result(2) == "answer"
+    assert len(latencies) == 1 and latencies[0] < 100
+    worker.shutdown()

@@ -1,0 +1,172 @@
+"""Which file a test tests, and which tests test a file.
+
+Naming conventions give the candidates (``test_app.py`` / ``app_test.go`` /
+``app.test.ts`` / ``AppTest.java`` test ``app``); when several files share the
+name, the one whose identifiers the test uses most wins, then the one nearest the
+test once test folders are set aside (``tests/pkg/test_mod.py`` and
+``src/pkg/mod.py`` are neighbours), then the path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from codegemma_lsp.context.resolve import identifiers
+
+FAMILIES: dict[str, str] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "js",
+    ".jsx": "js",
+    ".mjs": "js",
+    ".cjs": "js",
+    ".ts": "js",
+    ".tsx": "js",
+    ".mts": "js",
+    ".cts": "js",
+    ".go": "go",
+    ".java": "jvm",
+    ".kt": "jvm",
+    ".kts": "jvm",
+    ".rs": "rust",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "c",
+    ".cpp": "c",
+    ".cxx": "c",
+    ".hpp": "c",
+    ".hh": "c",
+    ".cs": "csharp",
+}
+"""Extensions whose files can test one another."""
+
+_TEST_NAMES: dict[str, tuple[re.Pattern[str], ...]] = {
+    "python": (re.compile(r"^test_(.+)\.pyi?$"), re.compile(r"^(.+)_tests?\.pyi?$")),
+    "js": (re.compile(r"^(.+)\.(?:test|spec)\.[cm]?[jt]sx?$"),),
+    "go": (re.compile(r"^(.+)_test\.go$"),),
+    "jvm": (
+        re.compile(r"^(.+?)(?:Tests?|IT|Spec)\.(?:java|kts?)$"),
+        re.compile(r"^Test(.+)\.(?:java|kts?)$"),
+    ),
+    "rust": (re.compile(r"^(.+)_tests?\.rs$"),),
+    "c": (re.compile(r"^test_(.+)\.\w+$"), re.compile(r"^(.+)_(?:unit)?tests?\.\w+$")),
+    "csharp": (re.compile(r"^(.+?)Tests?\.cs$"),),
+}
+_TEST_DIRS = frozenset({"test", "tests", "__tests__", "spec", "specs", "testing"})
+_NEUTRAL_DIRS = _TEST_DIRS | {"src", "main", "lib", "java", "kotlin"}
+
+
+def family(rel: str) -> str | None:
+    return FAMILIES.get(PurePosixPath(rel).suffix.lower())
+
+
+def tested_name(rel: str) -> str | None:
+    """The name of the code ``rel`` tests, lower-cased, when it is a test file; else None."""
+    kind = family(rel)
+    if kind is None:
+        return None
+    path = PurePosixPath(rel)
+    for pattern in _TEST_NAMES.get(kind, ()):
+        match = pattern.match(path.name)
+        if match and match.group(1):
+            return _stem_key(match.group(1))
+    if kind in ("js", "rust") and any(part in _TEST_DIRS for part in path.parts[:-1]):
+        # __tests__/app.ts, Rust's tests/app.rs: the folder says test, the name says what.
+        return _stem_key(path.name.split(".")[0])
+    return None
+
+
+def is_test(rel: str) -> bool:
+    return tested_name(rel) is not None
+
+
+def _stem_key(stem: str) -> str:
+    return stem.lower().replace("-", "_")
+
+
+def impl_key(rel: str) -> str:
+    """The name tests use for ``rel``: its stem, lower-cased."""
+    return _stem_key(PurePosixPath(rel).name.split(".")[0])
+
+
+def proximity(a: str, b: str) -> int:
+    """How many leading folders two paths share once test and source folders are set aside."""
+    left = [p for p in PurePosixPath(a).parts[:-1] if p not in _NEUTRAL_DIRS]
+    right = [p for p in PurePosixPath(b).parts[:-1] if p not in _NEUTRAL_DIRS]
+    shared = 0
+    for x, y in zip(left, right, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared - abs(len(left) - len(right))
+
+
+@dataclass(frozen=True)
+class PairingIndex:
+    """The workspace's files by the name tests know them by."""
+
+    impls: dict[tuple[str, str], tuple[str, ...]]
+    tests: dict[tuple[str, str], tuple[str, ...]]
+
+    @classmethod
+    def build(cls, listing: Iterable[str]) -> PairingIndex:
+        impls: dict[tuple[str, str], list[str]] = {}
+        tests: dict[tuple[str, str], list[str]] = {}
+        for rel in listing:
+            kind = family(rel)
+            if kind is None:
+                continue
+            subject = tested_name(rel)
+            if subject is not None:
+                tests.setdefault((kind, subject), []).append(rel)
+            else:
+                impls.setdefault((kind, impl_key(rel)), []).append(rel)
+        return cls(
+            {k: tuple(sorted(v)) for k, v in impls.items()},
+            {k: tuple(sorted(v)) for k, v in tests.items()},
+        )
+
+
+def subject_keys(rel: str) -> set[tuple[str, str]]:
+    """The index keys a file lives under, so that its arrival can be matched to packs."""
+    kind = family(rel)
+    if kind is None:
+        return set()
+    subject = tested_name(rel)
+    return {(kind, subject if subject is not None else impl_key(rel))}
+
+
+def implementation_of(
+    test_rel: str,
+    test_text: str,
+    index: PairingIndex,
+    read: Callable[[str], str | None],
+) -> str | None:
+    """The file ``test_rel`` most likely tests, or None."""
+    kind, subject = family(test_rel), tested_name(test_rel)
+    if kind is None or subject is None:
+        return None
+    candidates = [rel for rel in index.impls.get((kind, subject), ()) if rel != test_rel]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    used = identifiers(test_text)
+
+    def score(rel: str) -> tuple[float, int, str]:
+        text = read(rel) or ""
+        overlap = len(used & identifiers(text)) / max(len(used), 1)
+        return (-overlap, -proximity(test_rel, rel), rel)
+
+    return min(candidates, key=score)
+
+
+def tests_of(impl_rel: str, index: PairingIndex, limit: int = 2) -> list[str]:
+    """Up to ``limit`` tests of ``impl_rel``, nearest first."""
+    kind = family(impl_rel)
+    if kind is None or is_test(impl_rel):
+        return []
+    found = index.tests.get((kind, impl_key(impl_rel)), ())
+    ranked = sorted(found, key=lambda rel: (-proximity(impl_rel, rel), rel))
+    return ranked[:limit]

@@ -1,0 +1,240 @@
+"""Safe reads of workspace files for repository context.
+
+A file is read only when all of these hold:
+
+- it lies inside the workspace, also after following symlinks (a link that leaves
+  the workspace is never followed);
+- neither its name nor its target's is a secret file (:func:`is_secret_path`);
+- git does not ignore it (:mod:`codegemma_lsp.context.gitignore`);
+- it is no larger than the size cap and has no NUL byte in its head (not binary).
+
+Open documents are read from the editor's text (``open_text``), never from disk,
+and pass the same checks. Every existence probe is remembered, so that the index
+can tell which packs a created or deleted file affects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from codegemma_lsp.context.gitignore import IgnoreOracle, git_listed_files
+from codegemma_lsp.privacy import is_secret_path
+
+log = logging.getLogger(__name__)
+
+OpenText = Callable[[Path], "str | None"]
+
+_BINARY_SNIFF = 8192
+_WALK_LIMIT = 20_000
+# Without git, these folders are skipped when listing (they are ignored in nearly every repo).
+_WALK_SKIP = frozenset(
+    {"node_modules", "__pycache__", "target", "build", "dist", "venv", "bin", "obj", "out"}
+)
+
+Stamp = tuple[int, int]
+"""(mtime in ns, size) of a file read from disk."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A workspace file's text as context sees it."""
+
+    path: Path
+    rel: str
+    text: str
+    stamp: Stamp | None
+    """Where it came from: (mtime_ns, size) from disk, or None for the editor's text."""
+
+
+def _no_open_text(_: Path) -> str | None:
+    return None
+
+
+class Workspace:
+    """File access confined to one folder."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        open_text: OpenText = _no_open_text,
+        max_file_bytes: int = 262_144,
+        use_git: bool = True,
+    ) -> None:
+        self.root = Path(os.path.abspath(root))
+        self._real_root = os.path.realpath(self.root)
+        self.open_text = open_text
+        self.max_file_bytes = max_file_bytes
+        self.ignore = IgnoreOracle(self.root, use_git=use_git)
+        self._exists: dict[Path, bool] = {}
+        self._dirs: dict[Path, tuple[Path, ...]] = {}
+        self._listing: list[str] | None = None
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def normalize(self, path: Path | str) -> Path | None:
+        """``path`` made absolute and lexically normal; None when it is outside the workspace."""
+        absolute = Path(os.path.normpath(os.path.join(self.root, path)))
+        try:
+            absolute.relative_to(self.root)
+        except ValueError:
+            return None
+        return absolute
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def contains_real(self, path: Path) -> bool:
+        """Whether ``path``, symlinks followed, still lies inside the workspace."""
+        real = os.path.realpath(path)
+        return real == self._real_root or real.startswith(self._real_root + os.sep)
+
+    def is_secret(self, path: Path) -> bool:
+        if is_secret_path(self.rel(path)):
+            return True
+        real = os.path.realpath(path)
+        if real.startswith(self._real_root + os.sep):
+            return is_secret_path(os.path.relpath(real, self._real_root))
+        return is_secret_path(os.path.basename(real))
+
+    def safe(self, path: Path) -> bool:
+        """Inside the workspace (links followed) and not a secret; git rules are apart."""
+        return (
+            self.normalize(path) == path
+            and ".git" not in PurePosixPath(self.rel(path)).parts
+            and self.contains_real(path)
+            and not self.is_secret(path)
+        )
+
+    # --- existence probes ----------------------------------------------------------------
+
+    def is_file(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file that context may use (git rules apart)."""
+        known = self._exists.get(path)
+        if known is None:
+            known = self.safe(path) and path.is_file()
+            self._exists[path] = known
+        return known
+
+    def list_dir(self, folder: Path) -> tuple[Path, ...]:
+        """The usable files directly in ``folder``, sorted by name."""
+        listed = self._dirs.get(folder)
+        if listed is None:
+            try:
+                names = sorted(os.listdir(folder)) if self.safe_dir(folder) else []
+            except OSError:
+                names = []
+            listed = tuple(folder / name for name in names if self.is_file(folder / name))
+            self._dirs[folder] = listed
+        return listed
+
+    def safe_dir(self, folder: Path) -> bool:
+        return (
+            self.normalize(folder) == folder
+            and self.contains_real(folder)
+            and (folder == self.root or ".git" not in PurePosixPath(self.rel(folder)).parts)
+            and folder.is_dir()
+        )
+
+    def refresh(self, path: Path) -> bool:
+        """Forget what was known of ``path``; True when it was created or deleted since."""
+        before = self._exists.pop(path, None)
+        self._dirs.pop(path.parent, None)
+        now = self.is_file(path)
+        created_or_deleted = before is None or before != now
+        if created_or_deleted and self._listing is not None:
+            rel = self.rel(path)
+            if now and rel not in self._listing:
+                self._listing = sorted([*self._listing, rel])
+            elif not now and rel in self._listing:
+                self._listing = [item for item in self._listing if item != rel]
+        return created_or_deleted
+
+    def forget_ignores(self) -> None:
+        self.ignore.forget()
+        self._listing = None
+
+    # --- reading -------------------------------------------------------------------------
+
+    def allowed(self, paths: Iterable[Path]) -> list[Path]:
+        """``paths`` that are safe and not ignored by git; one git run for all of them."""
+        safe = [path for path in dict.fromkeys(paths) if self.safe(path)]
+        ignored = self.ignore.ignored_among(self.rel(path) for path in safe)
+        return [path for path in safe if self.rel(path) not in ignored]
+
+    def read(self, path: Path) -> SourceFile | None:
+        """The file's text for context, or None when it must not or cannot be used."""
+        if not self.allowed([path]):
+            log.debug("context skips %s: outside, secret or ignored", path)
+            return None
+        text = self.open_text(path)
+        if text is not None:
+            if len(text) > self.max_file_bytes or "\x00" in text[:_BINARY_SNIFF]:
+                return None
+            return SourceFile(path, self.rel(path), _normal_newlines(text), None)
+        return self._read_disk(path)
+
+    def _read_disk(self, path: Path) -> SourceFile | None:
+        try:
+            info = path.stat()
+            if info.st_size > self.max_file_bytes or not path.is_file():
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if b"\x00" in data[:_BINARY_SNIFF]:
+            return None
+        text = data.decode("utf-8", "replace")
+        return SourceFile(path, self.rel(path), _normal_newlines(text), stamp(info))
+
+    # --- listing -------------------------------------------------------------------------
+
+    def listing(self) -> list[str]:
+        """Every usable file of the workspace, workspace-relative and sorted."""
+        if self._listing is None:
+            listed = git_listed_files(self.root) if self.ignore.uses_git else None
+            if listed is None:
+                listed = self._walk()
+            self._listing = [rel for rel in listed if not is_secret_path(rel)]
+        return self._listing
+
+    def _walk(self) -> list[str]:
+        found: list[str] = []
+        for folder, dirs, files in os.walk(self.root):
+            base = Path(folder)
+            dirs[:] = sorted(
+                name
+                for name in dirs
+                if not name.startswith(".")
+                and name not in _WALK_SKIP
+                and not (base / name).is_symlink()
+                and not self.ignore.ignored(self.rel(base / name))
+            )
+            for name in sorted(files):
+                rel = self.rel(base / name)
+                if not self.ignore.ignored(rel):
+                    found.append(rel)
+                if len(found) >= _WALK_LIMIT:
+                    return sorted(found)
+        return sorted(found)
+
+
+def stamp(info: os.stat_result) -> Stamp:
+    return (info.st_mtime_ns, info.st_size)
+
+
+def disk_stamp(path: Path) -> Stamp | None:
+    """The file's current (mtime_ns, size), or None when it is gone."""
+    try:
+        return stamp(path.stat())
+    except OSError:
+        return None
+
+
+def _normal_newlines(text: str) -> str:
+    # CRLF costs a token per line and the model saw LF; the pack only needs to be stable.
+    return text.replace("\r\n", "\n") if "\r" in text else text

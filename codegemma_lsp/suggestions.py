@@ -1,0 +1,90 @@
+"""Answering without the model: suggestions the user is typing into.
+
+When the user types the first characters of the last suggestion, the rest of
+it is still the model's best guess, so it is returned at once. The same store
+holds suggestions precomputed after an accept, anchored where the accepted
+text ends. A suggestion is only reused while the text around its anchor is
+unchanged, apart from what the user typed into it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+CONTEXT_CHARS = 256
+"""How much text on each side of the anchor must be unchanged for a reuse."""
+
+PER_DOCUMENT = 4
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: int
+    anchor: int
+    """The str offset in the document where the suggestion is inserted."""
+    text: str
+    before: str
+    """The document's text just before the anchor, when the suggestion was made."""
+    after: str
+    """The document's text just after the anchor."""
+
+    def rest_after_typing(self, text: str, cursor: int) -> str | None:
+        """The part not yet typed, if the document is this suggestion's context plus a
+        typed start of it, with the cursor right after what was typed; else None."""
+        if cursor < self.anchor:
+            return None
+        typed = text[self.anchor : cursor]
+        if not self.text.startswith(typed):
+            return None
+        if text[max(0, self.anchor - len(self.before)) : self.anchor] != self.before:
+            return None
+        if text[cursor : cursor + len(self.after)] != self.after:
+            return None
+        rest = self.text[len(typed) :]
+        return rest if rest.strip() else None
+
+    def accepted_end(self, text: str) -> int | None:
+        """Where the suggestion ends if ``text`` holds it fully inserted at its anchor."""
+        end = self.anchor + len(self.text)
+        if text[self.anchor : end] != self.text or not self.rest_is_context(text, end):
+            return None
+        return end
+
+    def rest_is_context(self, text: str, end: int) -> bool:
+        start = max(0, self.anchor - len(self.before))
+        return text[start : self.anchor] == self.before and text[end : end + len(self.after)] == (
+            self.after
+        )
+
+
+class SuggestionStore:
+    def __init__(self) -> None:
+        self._by_uri: dict[str, list[Suggestion]] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, uri: str, text: str, anchor: int, suggestion: str) -> Suggestion:
+        item = Suggestion(
+            id=next(self._ids),
+            anchor=anchor,
+            text=suggestion,
+            before=text[max(0, anchor - CONTEXT_CHARS) : anchor],
+            after=text[anchor : anchor + CONTEXT_CHARS],
+        )
+        items = [s for s in self._by_uri.get(uri, []) if s.anchor != anchor]
+        self._by_uri[uri] = [item, *items][:PER_DOCUMENT]
+        return item
+
+    def lookup(self, uri: str, text: str, cursor: int) -> tuple[Suggestion, str] | None:
+        """The newest suggestion whose rest applies at ``cursor``, and that rest."""
+        for item in self._by_uri.get(uri, []):
+            rest = item.rest_after_typing(text, cursor)
+            if rest is not None:
+                return item, rest
+        return None
+
+    def get(self, uri: str, suggestion_id: int) -> Suggestion | None:
+        return next((s for s in self._by_uri.get(uri, []) if s.id == suggestion_id), None)
+
+    def forget(self, uri: str) -> None:
+        self._by_uri.pop(uri, None)
