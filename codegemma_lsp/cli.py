@@ -41,9 +41,9 @@ def setup_logging(verbose: int, log_file: str | None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # pygls logs whole message bodies (document text) at INFO: keep code out of logs
-    # unless the user asks for protocol tracing with -vv.
-    logging.getLogger("pygls").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    # pygls logs whole message bodies (document text) at INFO, and routine events such as
+    # a cancel for a finished request at WARNING: keep both out unless asked with -vv.
+    logging.getLogger("pygls").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
 
 
 def _model_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(serve)
     serve.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1 instead of stdio")
     serve.add_argument("--port", type=int, default=2087, help="TCP port (with --tcp)")
+    # Generic clients (vscode-languageclient's stdio transport) add --stdio; it is the default.
+    serve.add_argument("--stdio", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=run_serve)
 
     complete = sub.add_parser("complete", help="print the completion the server would show")

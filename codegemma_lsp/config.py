@@ -203,10 +203,8 @@ def parse_settings(layers: list[Mapping[str, Any]]) -> tuple[Settings, list[str]
                         f"using {values.get(f.name, getattr(cls(), f.name))!r}"
                     )
         sections[section] = cls(**values)
-    for layer in layers:
-        for name in layer:
-            if name not in _SECTIONS:
-                problems.append(f"unknown setting section {name!r} ignored")
+    # Unknown sections and keys are ignored without a message: an editor's settings
+    # section also holds keys meant for the editor's own plugin.
     return Settings(**sections), problems
 
 

@@ -226,9 +226,11 @@ def write_gemma_streamed(
     _add_hyperparameters(writer, shape, name)
     _add_tokenizer(writer, vocabulary)
     for tensor_name, rows, columns in _gemma_tensor_shapes(shape, len(vocabulary.pieces)):
-        dims = (columns,) if rows == 0 else (rows, columns)
-        count = columns if rows == 0 else rows * columns
-        writer.add_tensor_info(tensor_name, dims, float_type, count * float_type.itemsize)
+        if rows == 0:  # llama.cpp multiplies by norm weights only in f32
+            writer.add_tensor_info(tensor_name, (columns,), np.dtype(np.float32), columns * 4)
+        else:
+            nbytes = rows * columns * float_type.itemsize
+            writer.add_tensor_info(tensor_name, (rows, columns), float_type, nbytes)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -330,7 +332,7 @@ def _iter_gemma_tensors(
     gains = {"attn_output.weight": _BLOCK_OUTPUT_GAIN, "ffn_down.weight": _BLOCK_OUTPUT_GAIN}
     for tensor_name, rows, columns in _gemma_tensor_shapes(shape, n_vocab)[1:]:
         if rows == 0:
-            yield tensor_name, np.ones(columns, dtype=float_type)
+            yield tensor_name, np.ones(columns, dtype=np.float32)
             continue
         weights = rng.standard_normal((rows, columns), dtype=np.float32)
         weights *= gains.get(tensor_name.split(".", 2)[-1], 1.0) / math.sqrt(columns)

@@ -420,6 +420,7 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
     def accept(ls: CodeGemmaServer, *args: Any) -> None:
         ls.stats.accepted += 1
         argument = _command_argument(args)
+        log.debug("accepted suggestion %s", argument.get("id"))
         document = ls.documents.get(str(argument.get("uri", "")))
         suggestion_id = argument.get("id")
         if document is not None and isinstance(suggestion_id, int):

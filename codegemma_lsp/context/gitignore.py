@@ -86,9 +86,7 @@ def parse_gitignore(text: str, base: str = "") -> list[IgnoreRule]:
         if not line.endswith("\\ "):
             line = line.rstrip(" ")
         negated = line.startswith("!")
-        if negated:
-            line = line[1:]
-        elif line.startswith("\\!") or line.startswith("\\#"):
+        if negated or line.startswith("\\!") or line.startswith("\\#"):
             line = line[1:]
         dir_only = line.endswith("/")
         line = line.rstrip("/")

@@ -179,7 +179,11 @@ class Resolver:
             return self._first([base / "__init__.py"])
         stem = base.joinpath(*parts)
         return self._first(
-            [stem.with_name(stem.name + ".py"), stem / "__init__.py", stem.with_name(stem.name + ".pyi")]
+            [
+                stem.with_name(stem.name + ".py"),
+                stem / "__init__.py",
+                stem.with_name(stem.name + ".pyi"),
+            ]
         )
 
     def _python(self, importer: Path, ref: ImportRef) -> list[Path]:
@@ -428,7 +432,7 @@ class Resolver:
         return found[:MAX_PACKAGE_FILES]
 
     def _csharp_neighbours(self, importer: Path, text: str) -> list[Path]:
-        namespaces = set()
+        namespaces: set[str] = set()
         for declared in _CS_NAMESPACE.findall(text):
             parts = declared.split(".")
             namespaces.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))

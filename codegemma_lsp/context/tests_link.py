@@ -63,7 +63,7 @@ def family(rel: str) -> str | None:
     return FAMILIES.get(PurePosixPath(rel).suffix.lower())
 
 
-def tested_name(rel: str) -> str | None:
+def subject_of(rel: str) -> str | None:
     """The name of the code ``rel`` tests, lower-cased, when it is a test file; else None."""
     kind = family(rel)
     if kind is None:
@@ -80,7 +80,7 @@ def tested_name(rel: str) -> str | None:
 
 
 def is_test(rel: str) -> bool:
-    return tested_name(rel) is not None
+    return subject_of(rel) is not None
 
 
 def _stem_key(stem: str) -> str:
@@ -119,7 +119,7 @@ class PairingIndex:
             kind = family(rel)
             if kind is None:
                 continue
-            subject = tested_name(rel)
+            subject = subject_of(rel)
             if subject is not None:
                 tests.setdefault((kind, subject), []).append(rel)
             else:
@@ -135,7 +135,7 @@ def subject_keys(rel: str) -> set[tuple[str, str]]:
     kind = family(rel)
     if kind is None:
         return set()
-    subject = tested_name(rel)
+    subject = subject_of(rel)
     return {(kind, subject if subject is not None else impl_key(rel))}
 
 
@@ -146,7 +146,7 @@ def implementation_of(
     read: Callable[[str], str | None],
 ) -> str | None:
     """The file ``test_rel`` most likely tests, or None."""
-    kind, subject = family(test_rel), tested_name(test_rel)
+    kind, subject = family(test_rel), subject_of(test_rel)
     if kind is None or subject is None:
         return None
     candidates = [rel for rel in index.impls.get((kind, subject), ()) if rel != test_rel]
@@ -162,7 +162,7 @@ def implementation_of(
     return min(candidates, key=score)
 
 
-def tests_of(impl_rel: str, index: PairingIndex, limit: int = 2) -> list[str]:
+def find_tests(impl_rel: str, index: PairingIndex, limit: int = 2) -> list[str]:
     """Up to ``limit`` tests of ``impl_rel``, nearest first."""
     kind = family(impl_rel)
     if kind is None or is_test(impl_rel):

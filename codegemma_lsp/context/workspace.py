@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from codegemma_lsp.context.gitignore import IgnoreOracle, git_listed_files
@@ -37,6 +37,19 @@ _WALK_SKIP = frozenset(
 
 Stamp = tuple[int, int]
 """(mtime in ns, size) of a file read from disk."""
+
+
+@dataclass
+class Trail:
+    """What one context build looked at, to know later which changes concern it."""
+
+    probes: dict[Path, bool] = field(default_factory=dict)
+    """Paths checked for a file, and whether there was one."""
+    dirs: set[Path] = field(default_factory=set)
+    reads: dict[Path, Stamp | None] = field(default_factory=dict)
+    """Files read from disk, with their stamp (None: missing or unreadable)."""
+    opened: dict[Path, int] = field(default_factory=dict)
+    """Files read from the editor, with a hash of their text."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,11 @@ class Workspace:
         self._exists: dict[Path, bool] = {}
         self._dirs: dict[Path, tuple[Path, ...]] = {}
         self._listing: list[str] | None = None
+        self._trail: Trail | None = None
+
+    def record(self, trail: Trail | None) -> None:
+        """Note every probe, listing and read in ``trail`` from now on (None stops)."""
+        self._trail = trail
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -118,6 +136,8 @@ class Workspace:
         if known is None:
             known = self.safe(path) and path.is_file()
             self._exists[path] = known
+        if self._trail is not None:
+            self._trail.probes.setdefault(path, known)
         return known
 
     def list_dir(self, folder: Path) -> tuple[Path, ...]:
@@ -130,6 +150,8 @@ class Workspace:
                 names = []
             listed = tuple(folder / name for name in names if self.is_file(folder / name))
             self._dirs[folder] = listed
+        if self._trail is not None:
+            self._trail.dirs.add(folder)
         return listed
 
     def safe_dir(self, folder: Path) -> bool:
@@ -168,6 +190,31 @@ class Workspace:
 
     def read(self, path: Path) -> SourceFile | None:
         """The file's text for context, or None when it must not or cannot be used."""
+        source = self._read(path)
+        if self._trail is not None:
+            if source is not None and source.stamp is None:
+                self._trail.opened.setdefault(path, hash(source.text))
+            else:
+                self._trail.reads.setdefault(
+                    path, source.stamp if source is not None else disk_stamp(path)
+                )
+        return source
+
+    def read_cached(self, source: SourceFile) -> None:
+        """Note in the trail a read the caller served from its own cache."""
+        if self._trail is None:
+            return
+        if source.stamp is None:
+            self._trail.opened.setdefault(source.path, hash(source.text))
+        else:
+            self._trail.reads.setdefault(source.path, source.stamp)
+
+    def current_text_hash(self, path: Path) -> int | None:
+        """The hash :class:`Trail` keeps of an open file's text, or None when it is not open."""
+        text = self.open_text(path)
+        return None if text is None else hash(_normal_newlines(text))
+
+    def _read(self, path: Path) -> SourceFile | None:
         if not self.allowed([path]):
             log.debug("context skips %s: outside, secret or ignored", path)
             return None

@@ -161,6 +161,9 @@ def quantize(source: Path, target: Path, *, ftype: int = Q4_K_M, threads: int = 
     """Quantize a GGUF with llama.cpp (``threads`` 0: all cores)."""
     import ctypes
 
+    from codegemma_lsp.engine import llama_log
+
+    llama_log.install()  # llama.cpp's progress lines go to logging, not the terminal
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()

@@ -16,6 +16,7 @@ breakage must not count against the completion.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -172,13 +173,22 @@ class Verdict:
         return self.errors <= baseline and not self.inside
 
 
-class Judge:
-    """Parses the window with a middle in place and counts the damage."""
+class ParseTimeout(Exception):
+    """A parse ran past the deadline (some grammars take seconds on odd input)."""
 
-    def __init__(self, spec: LanguageSpec, window: Window) -> None:
+
+class Judge:
+    """Parses the window with a middle in place and counts the damage.
+
+    Every parse stops at ``deadline`` (a ``time.perf_counter()`` value) with
+    :class:`ParseTimeout`.
+    """
+
+    def __init__(self, spec: LanguageSpec, window: Window, deadline: float) -> None:
         self._parser = spec.parser()
         self._head = window.head.encode()
         self._tail = window.tail.encode()
+        self._deadline = deadline
         self.parses = 0
         self.baseline = self._count(b"").errors
 
@@ -187,7 +197,7 @@ class Judge:
 
     def _count(self, body: bytes) -> Verdict:
         self.parses += 1
-        tree = self._parser.parse(self._head + body + self._tail)
+        tree = self._parse(self._head + body + self._tail)
         low = len(self._head)
         errors, first = _errors(tree.root_node, low)
         if first is None:
@@ -195,6 +205,19 @@ class Judge:
         offset = min(first, low + len(body)) - low
         inside = 0 < offset < len(body)
         return Verdict(errors, len(body[:offset].decode("utf-8", errors="ignore")), inside)
+
+    def _parse(self, source: bytes) -> tree_sitter.Tree:
+        deadline = self._deadline
+
+        def late(_offset: int, _has_error: bool) -> bool:
+            return time.perf_counter() > deadline
+
+        # Only input read through a callback can be halted by a progress callback.
+        try:
+            return self._parser.parse(lambda at, _point: source[at:], progress_callback=late)
+        except ValueError:
+            self._parser.reset()  # else the next parse resumes the halted one
+            raise ParseTimeout from None
 
 
 def _errors(root: tree_sitter.Node, low: int) -> tuple[int, int | None]:

@@ -26,6 +26,7 @@ trimmed to fit the cursor: at the start of a line it keeps its final newline
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -38,8 +39,15 @@ from codegemma_lsp.syntax.trunc_context import (
     indentation,
 )
 from codegemma_lsp.syntax.trunc_lexer import LexRules
-from codegemma_lsp.syntax.trunc_rules import Generated, Scope, line_cut, propose, read_generated
-from codegemma_lsp.syntax.trunc_window import Judge, choose_window
+from codegemma_lsp.syntax.trunc_rules import (
+    Generated,
+    Proposal,
+    Scope,
+    line_cut,
+    propose,
+    read_generated,
+)
+from codegemma_lsp.syntax.trunc_window import Judge, ParseTimeout, choose_window
 
 __all__ = ["Scope", "TruncationResult", "truncate", "truncate_explained"]
 
@@ -47,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # Parses spent looking for a whole cut shorter than the rules' cut.
 MAX_PARSES = 8
+# Parsing time allowed per call; tree-sitter can take seconds on odd text.
+PARSE_DEADLINE_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,7 @@ class TruncationResult:
     """The text to show, and why it ends there (for logs)."""
 
     text: str
-    reason: str  # a rule from trunc_rules, "complete", "not_whole" or "empty"
+    reason: str  # a rule from trunc_rules, "complete", "not_whole", "empty" or "unjudged"
     kept: int  # characters of the generated text kept before trimming
     parses: int
 
@@ -82,6 +92,7 @@ def truncate_explained(
     """:func:`truncate`, with the reason for the cut."""
     if not generated.strip():
         return TruncationResult("", "empty", 0, 0)
+    deadline = time.perf_counter() + PARSE_DEADLINE_S
     syntax = _syntax(language) if language is not None else None
     ctx = cursor_context(prefix, suffix, _content_indent(prefix, generated), syntax or _PLAIN)
     gen = read_generated(generated, ctx, syntax.lex if syntax else None)
@@ -90,7 +101,18 @@ def truncate_explained(
         return TruncationResult(
             _finish(gen.text, proposal.cut, ctx), proposal.reason, proposal.cut, 0
         )
-    judge = Judge(language, choose_window(ctx, syntax))
+    try:
+        return _judged(gen, ctx, proposal, Judge(language, choose_window(ctx, syntax), deadline))
+    except ParseTimeout:
+        log.info("truncation: %s parse timed out; the cut is not checked", language.name)
+        text = _finish(gen.text, proposal.cut, ctx)
+        return TruncationResult(text, "unjudged", proposal.cut, 0)
+
+
+def _judged(
+    gen: Generated, ctx: CursorContext, proposal: Proposal, judge: Judge
+) -> TruncationResult:
+    """The longest whole cut at or before the rules' cut."""
     tried: set[str] = set()
     limit = proposal.cut
     for cut in _cuts(gen, ctx, proposal.cut):

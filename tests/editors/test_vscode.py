@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -236,11 +238,15 @@ def code_server(
     port = free_port()
     serve = [*entry, *dirs, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}"]
     serve += ["--disable-telemetry", "--disable-update-check", str(project)]
+    # VS Code leaves its IPC sockets in the temp folder; keep them in one of our
+    # own, short enough for a socket path (pytest's tmp_path is not).
+    scratch = Path(tempfile.mkdtemp(prefix="cg-vscode-"))
+    env = {**tools.env(), "TMPDIR": str(scratch)}
     with (workdir / "code-server.log").open("wb") as log:
         process = subprocess.Popen(
             serve,
             cwd=workdir,
-            env=tools.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -251,6 +257,7 @@ def code_server(
         yield CodeServer(url=url, workdir=workdir, project=project)
     finally:
         stop_process_group(process)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def drive(tools: Tools, server: CodeServer, scenario: str, **params: Any) -> dict[str, Any]:

@@ -60,10 +60,10 @@ from codegemma_lsp.config import Settings, SettingsSources, client_layer, env_la
             id="bad-later-value-keeps-earlier-good-one",
         ),
         pytest.param(
-            [{"nonsense": {}}],
+            [{"nonsense": {}, "model": {"unknownKey": 1}}],
             lambda s: s == Settings(),
-            "unknown setting section",
-            id="unknown-section",
+            None,
+            id="unknown-sections-and-keys-are-ignored-quietly",
         ),
         pytest.param(
             [{"model": {"path": ""}}], lambda s: s.model.path is None, None, id="empty-path-is-none"

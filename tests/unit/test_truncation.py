@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegemma_lsp.syntax import trunc_window
+from codegemma_lsp.syntax import trunc_window, truncation
 from codegemma_lsp.syntax.languages import LanguageSpec, default_registry
 from codegemma_lsp.syntax.truncation import Scope, truncate, truncate_explained
 
@@ -974,3 +974,14 @@ def test_any_text_gives_a_prefix_of_the_generated_text(
 ) -> None:
     result = truncate(prefix, generated, suffix, spec(language), scope=scope)
     assert generated.startswith(result)
+
+
+def test_a_parse_past_the_deadline_leaves_the_rules_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some grammars take minutes on odd text; every parse is cut off at a deadline.
+    monkeypatch.setattr(truncation, "PARSE_DEADLINE_S", -1.0)
+    prefix = "def f():\n    "
+    suffix = "\n" + "x = 1\n" * 20
+    result = truncate_explained(
+        prefix, "return 1\n\n\ndef g():\n    pass\n", suffix, spec("python")
+    )
+    assert (result.text, result.reason) == ("return 1", "unjudged")

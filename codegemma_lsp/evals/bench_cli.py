@@ -1,0 +1,322 @@
+"""``codegemma-lsp bench replay``: the typing-replay latency benchmark.
+
+For each FIM mode asked for, it starts the real server twice over stdio,
+once as configured and once as the baseline (``engine.kvReuse`` and
+``engine.cache`` off: a fresh prompt per request), replays the recorded
+sessions against each (see :mod:`codegemma_lsp.evals.replay`), and prints a
+table; with ``--json`` the last line is one JSON object (one per mode, and a
+last one holding them all for ``--mode all``).
+
+``--quick`` replays the first 40% of each session, and the baseline at 2
+request points per session, so the whole run takes a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from codegemma_lsp.evals import bench_model
+from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
+from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
+from codegemma_lsp.evals.replay_metrics import (
+    ServerStats,
+    Tokenizer,
+    format_table,
+    parse_stats,
+    run_figures,
+    summary,
+)
+from codegemma_lsp.evals.replay_session import Session, recorded_sessions
+from codegemma_lsp.prompt import FimMode
+
+QUICK_FRACTION = 0.4
+QUICK_BASELINE_REQUESTS = 2
+FULL_BASELINE_REQUESTS = 6
+LOAD_TIMEOUT_S = 300.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    model: Path | None
+    backend: str | None = None
+    threads: int | None = None
+    quick: bool = False
+    time_scale: float = 1.0
+    baseline_requests: int | None = None
+    baseline: bool = True
+    sessions: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass
+class RunResult:
+    logs: list[SessionLog]
+    stats: ServerStats
+    peak_rss_mb: float | None
+    warnings: list[str]
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``bench`` and its ``replay`` subcommand on the top-level parser."""
+    parser = subparsers.add_parser(
+        "bench", help="speed benchmarks", description="Speed benchmarks."
+    )
+    benches = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    replay = benches.add_parser(
+        "replay",
+        help="replay recorded typing sessions against the server, and against a baseline",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("--json", action="store_true", help="end with a JSON line of the figures")
+    replay.add_argument("--quick", action="store_true", help="a short run (a few minutes)")
+    replay.add_argument(
+        "--mode",
+        choices=[*get_args(FimMode), "all"],
+        help="fim.mode to measure (default: the server's default; all: each in turn)",
+    )
+    replay.add_argument(
+        "--model",
+        metavar="PATH",
+        type=Path,
+        help="GGUF to use (default: build or reuse the CodeGemma-2B-shaped benchmark model)",
+    )
+    replay.add_argument("--backend", help=argparse.SUPPRESS)
+    replay.add_argument("--threads", type=int, help="llama.cpp threads (default: physical cores)")
+    replay.add_argument("--session", action="append", default=[], help="replay only this session")
+    replay.add_argument(
+        "--baseline-requests",
+        type=int,
+        metavar="N",
+        help="baseline request points per session "
+        f"(default {QUICK_BASELINE_REQUESTS} with --quick, else {FULL_BASELINE_REQUESTS})",
+    )
+    replay.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    replay.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    replay.add_argument("--seed", type=int, default=0, help="seed of the simulated user")
+    replay.set_defaults(func=run_replay_command)
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    say = _stderr_progress
+    model: Path | None = args.model
+    if model is None and args.backend is None:
+        try:
+            model = bench_model.ensure_model(progress=say)
+        except bench_model.BenchModelError as exc:
+            sys.stderr.write(f"codegemma-lsp: {exc}\n")
+            return 1
+    config = BenchConfig(
+        model=model,
+        backend=args.backend,
+        threads=args.threads,
+        quick=args.quick,
+        time_scale=args.time_scale,
+        baseline_requests=args.baseline_requests,
+        baseline=not args.no_baseline,
+        sessions=tuple(args.session),
+        seed=args.seed,
+    )
+    modes: list[str | None] = list(get_args(FimMode)) if args.mode == "all" else [args.mode]
+    count = token_counter(model)
+    started = time.perf_counter()
+    results = []
+    for mode in modes:
+        try:
+            result = run_benchmark(config, mode, count, progress=say)
+        except ProtocolError as exc:
+            sys.stderr.write(f"codegemma-lsp: the replay failed: {exc}\n")
+            return 1
+        results.append(result)
+        if args.json and len(modes) > 1:
+            print(json.dumps(result), flush=True)
+    print(format_table(results), flush=True)
+    for result in results:
+        for warning in result.get("warnings", []):
+            print(f"warning ({result['mode']}): {warning}", flush=True)
+    print(f"replay took {time.perf_counter() - started:.0f} s", flush=True)
+    if args.json:
+        last = results[0] if len(results) == 1 else {"mode": "all", "modes": results}
+        print(json.dumps(last), flush=True)
+    return 0
+
+
+def run_benchmark(
+    config: BenchConfig, mode: str | None, count: Tokenizer, *, progress: Progress
+) -> dict[str, Any]:
+    """Ours, then the baseline, for one FIM mode: the summary dictionary."""
+    sessions = recorded_sessions(config.sessions or None)
+    if config.quick:
+        sessions = [session.shortened(QUICK_FRACTION) for session in sessions]
+    label = mode or "default"
+    ours_options = ReplayOptions(time_scale=config.time_scale, seed=config.seed)
+    progress(f"[{label}] replaying {len(sessions)} sessions in real time")
+    ours = run_server(config, sessions, _init_options(mode, baseline=False), ours_options, progress)
+    baseline = None
+    warnings = list(ours.warnings)
+    if config.baseline:
+        wanted = config.baseline_requests or (
+            QUICK_BASELINE_REQUESTS if config.quick else FULL_BASELINE_REQUESTS
+        )
+        progress(f"[{label}] baseline: {wanted} requests per session, each awaited")
+        base_options = ReplayOptions(
+            time_scale=config.time_scale,
+            closed_loop=True,
+            sample_requests=wanted,
+            seed=config.seed,
+        )
+        baseline = run_server(
+            config, sessions, _init_options(mode, baseline=True), base_options, progress
+        )
+        warnings += [f"baseline: {w}" for w in baseline.warnings]
+    ours_figures = run_figures(ours.logs, ours.stats, count, peak_rss_mb=ours.peak_rss_mb)
+    base_figures = (
+        run_figures(baseline.logs, baseline.stats, count, peak_rss_mb=baseline.peak_rss_mb)
+        if baseline
+        else None
+    )
+    model_mb = config.model.stat().st_size / (1 << 20) if config.model else 0.0
+    result = summary(mode or "default", ours_figures, base_figures, model_mb=model_mb)
+    result["quick"] = config.quick
+    result["sessions"] = [session.name for session in sessions]
+    result["warnings"] = warnings
+    return result
+
+
+def _init_options(mode: str | None, *, baseline: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if mode is not None:
+        options["fim"] = {"mode": mode}
+    if baseline:
+        options["engine"] = {"kvReuse": False, "cache": False}
+    return options
+
+
+def run_server(
+    config: BenchConfig,
+    sessions: Sequence[Session],
+    init_options: dict[str, Any],
+    options: ReplayOptions,
+    progress: Progress,
+) -> RunResult:
+    """Start a server, replay every session against it, collect its stats, stop it."""
+    with tempfile.TemporaryDirectory(prefix="codegemma-replay-") as scratch:
+        root = Path(scratch)
+        for session in sessions:
+            path = root / session.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(session.initial_text, encoding="utf-8")
+        command = server_command(model=config.model, backend=config.backend, threads=config.threads)
+        server = LspProcess(command, cwd=root, env=child_env())
+        try:
+            warnings = start_server(server, root, init_options)
+            logs = []
+            for session in sessions:
+                uri = (root / session.path).as_uri()
+                log = SessionReplay(server, session, uri, options).run()
+                progress(
+                    f"  {session.name}: {len(log.requests)} requests, "
+                    f"{log.typed_chars} chars typed in {log.duration_s:.0f} s"
+                )
+                logs.append(log)
+            stats = parse_stats(server.call("codegemma/stats", {"records": True}))
+            if stats.records is None:
+                warnings.append("the server keeps no request records: token figures are missing")
+            peak = server.peak_rss_mb()
+        finally:
+            server.close()
+    return RunResult(logs, stats, peak, warnings)
+
+
+def start_server(server: LspProcess, root: Path, init_options: dict[str, Any]) -> list[str]:
+    """Initialize the server and wait until its model is loaded; the warnings it showed."""
+    server.call(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "clientInfo": {"name": "codegemma-lsp bench replay (as Neovim 0.12)"},
+            "rootUri": root.as_uri(),
+            "capabilities": {
+                "general": {"positionEncodings": ["utf-16"]},
+                "textDocument": {
+                    "synchronization": {"didSave": True, "dynamicRegistration": False},
+                    "inlineCompletion": {"dynamicRegistration": False},
+                },
+            },
+            "initializationOptions": init_options,
+        },
+    )
+    server.notify("initialized", {})
+    warnings: list[str] = []
+    deadline = time.perf_counter() + LOAD_TIMEOUT_S
+    while True:
+        item = server.receive(deadline - time.perf_counter())
+        if item is None:
+            raise ProtocolError(f"the model did not load within {LOAD_TIMEOUT_S:.0f} s")
+        message = item.message
+        if message.get("method") == "window/showMessage":
+            warnings.append(str((message.get("params") or {}).get("message", "")))
+        if message.get("method") == "codegemma/status":
+            params = message.get("params") or {}
+            if params.get("state") == "ready":
+                return warnings
+            if params.get("state") == "error":
+                raise ProtocolError(f"the server could not load the model: {params.get('message')}")
+
+
+def token_counter(model: Path | None) -> Tokenizer:
+    """Token counts by the benchmark model's tokenizer; a rough count with no model."""
+    if model is None:
+        return rough_token_count
+    from codegemma_lsp.engine import llama_log
+
+    llama_log.install()
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        if not text:
+            return 0
+        data = text.encode("utf-8", errors="replace")
+        return len(vocab.tokenize(data, add_bos=False, special=False))
+
+    return count
+
+
+_ROUGH_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+
+
+def rough_token_count(text: str) -> int:
+    """Words, runs of blanks and single symbols: close enough where no tokenizer is at hand."""
+    return len(_ROUGH_TOKEN.findall(text))
+
+
+def _stderr_progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m codegemma_lsp.evals.bench_cli replay ...``: ``codegemma-lsp bench`` alone."""
+    parser = argparse.ArgumentParser(prog="codegemma-lsp")
+    add_bench_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
