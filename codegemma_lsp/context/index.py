@@ -40,11 +40,11 @@ from codegemma_lsp.context.settings import ContextSettings
 from codegemma_lsp.context.tests_link import (
     PairingIndex,
     family,
+    find_tests,
     impl_key,
     implementation_of,
     subject_keys,
     subject_of,
-    find_tests,
 )
 from codegemma_lsp.context.workspace import OpenText, SourceFile, Trail, Workspace, disk_stamp
 from codegemma_lsp.syntax.languages import LanguageRegistry, LanguageSpec, default_registry
@@ -81,6 +81,9 @@ class _Entry:
     keys: set[tuple[str, str]] = field(default_factory=set)
     csharp: bool = False
     dirty: bool = False
+    """The current file changed: its imports must be read again."""
+    stale: bool = False
+    """Something the pack was built from changed: rebuild (and keep the old object if equal)."""
 
 
 @dataclass
@@ -152,14 +155,18 @@ class ContextIndex:
             ):
                 self.check_mtimes()
             entry = self._entries.get(current)
-            if entry is not None and not entry.dirty:
+            if entry is not None and not entry.dirty and not entry.stale:
                 return entry.pack
             text = self._current_text(current)
             spec = self.registry.lookup(None, str(current))
             if text is None or spec is None:
                 return EMPTY
             refs = extract_imports(spec, text.encode("utf-8", "surrogatepass"), tree)
-            if entry is not None and self._same_imports(entry, spec, current, text, refs):
+            if (
+                entry is not None
+                and not entry.stale
+                and self._same_imports(entry, spec, current, text, refs)
+            ):
                 entry.dirty = False
                 entry.refs = refs
                 self.stats.kept += 1
@@ -198,11 +205,11 @@ class ContextIndex:
             keys = subject_keys(rel) if structural else set()
             if structural:
                 self._pairing = None
-            for current, entry in list(self._entries.items()):
+            for current, entry in self._entries.items():
                 if current == changed:
                     entry.dirty = True
                 elif self._concerns(entry, changed, structural, keys):
-                    del self._entries[current]
+                    entry.stale = True
 
     def check_mtimes(self) -> list[Path]:
         """Stat what the packs used; notify what changed behind the server's back."""
@@ -210,6 +217,8 @@ class ContextIndex:
             self._last_check = self._clock()
             changed: set[Path] = set()
             for entry in self._entries.values():
+                if entry.stale:
+                    continue
                 trail = entry.trail
                 for path, stamp in trail.reads.items():
                     if disk_stamp(path) != stamp or self.workspace.open_text(path) is not None:
@@ -234,7 +243,8 @@ class ContextIndex:
     # --- invalidation ---------------------------------------------------------------------
 
     def _forget_everything(self) -> None:
-        self._entries.clear()
+        for entry in self._entries.values():
+            entry.stale = True
         self._files.clear()
         self._pairing = None
         self.resolver.forget_all()

@@ -29,6 +29,7 @@ declares.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -174,10 +175,8 @@ class Resolver:
 
     # --- Python ---------------------------------------------------------------------------
 
-    def _python_module(self, base: Path, parts: Sequence[str]) -> Path | None:
-        if not parts:
-            return self._first([base / "__init__.py"])
-        stem = base.joinpath(*parts)
+    def _python_module(self, stem: Path) -> Path | None:
+        """``stem.py``, ``stem/__init__.py`` or ``stem.pyi``: the module a dotted name names."""
         return self._first(
             [
                 stem.with_name(stem.name + ".py"),
@@ -198,13 +197,19 @@ class Resolver:
             bases = [*self._folders_up(importer.parent), self.ws.root / "src"]
             parts = ref.path.split(".")
         for base in bases:
-            module = self._python_module(base, parts)
-            subs = [
-                sub
-                for name in ref.names
-                if name != "*"
-                and (sub := self._python_module(base, [*parts, *name.split(".")])) is not None
-            ]
+            stem = base.joinpath(*parts)
+            module = self._first([stem / "__init__.py"]) if not parts else self._python_module(stem)
+            # Names can be submodules only of a package (a folder).
+            subs = (
+                [
+                    sub
+                    for name in ref.names
+                    if name != "*"
+                    and (sub := self._python_module(stem.joinpath(*name.split(".")))) is not None
+                ]
+                if os.path.isdir(stem)
+                else []
+            )
             if module is None and not subs:
                 continue
             # A package's __init__ adds little once the submodules it was asked for are there.

@@ -134,7 +134,8 @@ class Workspace:
         """Whether ``path`` is a regular file that context may use (git rules apart)."""
         known = self._exists.get(path)
         if known is None:
-            known = self.safe(path) and path.is_file()
+            # Most probes miss: the cheap stat goes first, the realpath and secret checks after.
+            known = path.is_file() and self.safe(path)
             self._exists[path] = known
         if self._trail is not None:
             self._trail.probes.setdefault(path, known)

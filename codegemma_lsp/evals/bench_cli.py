@@ -231,6 +231,8 @@ def run_server(
                     f"{log.typed_chars} chars typed in {log.duration_s:.0f} s"
                 )
                 logs.append(log)
+                if not log.reached_final_text:
+                    warnings.append(f"{session.name}: the document did not end as recorded")
             stats = parse_stats(server.call("codegemma/stats", {"records": True}))
             if stats.records is None:
                 warnings.append("the server keeps no request records: token figures are missing")

@@ -108,6 +108,8 @@ class SessionLog:
     duration_s: float = 0.0
     log_span: tuple[int, int] = (0, 0)
     """The server's stderr lines written during this session."""
+    reached_final_text: bool = False
+    """Whether the document ended as the session's final text (it should)."""
 
 
 @dataclass
@@ -248,6 +250,7 @@ class SessionReplay:
                 if self.steps:
                     next_at = now + self.steps[0].wait_s
         self.drain()
+        self.log.reached_final_text = self.text == self.session.final_text
         self.server.notify("textDocument/didClose", {"textDocument": {"uri": self.uri}})
         self.log.duration_s = time.perf_counter() - started
         self.log.log_span = (first_log_line, len(self.server.stderr_lines))

@@ -205,7 +205,7 @@ def _chain(
     above = prefix[:row_start]
     end = len(above)
     while limit > 0:
-        first = _last_shallow_line(above, end, limit)
+        first = last_shallow_line(above, end, limit)
         if first < 0:
             break
         start = above.rfind("\n", 0, first) + 1
@@ -221,7 +221,7 @@ def _chain(
     return chain
 
 
-def _last_shallow_line(text: str, end: int, limit: int) -> int:
+def last_shallow_line(text: str, end: int, limit: int) -> int:
     """Where the first character of the last line before ``end`` that is indented
     less than ``limit`` is; -1 if none. Searches backwards chunk by chunk."""
     pattern = _shallow_line(limit)

@@ -29,6 +29,7 @@ from codegemma_lsp.syntax.trunc_context import (
     Syntax,
     indentation,
     is_continued,
+    last_shallow_line,
 )
 
 # Characters of prefix plus suffix in a window: about 0.1 ms of parsing a kilobyte.
@@ -76,37 +77,48 @@ def choose_window(ctx: CursorContext, syntax: Syntax, budget: int | None = None)
 
 def _levels(ctx: CursorContext, syntax: Syntax) -> list[_Level]:
     """Where a window may start, outermost first."""
+    prefix = ctx.prefix
     outermost_first = tuple(reversed(ctx.chain))
     levels = []
     for i, header in enumerate(outermost_first):
         outer = outermost_first[:i]
-        if header.startable and all(h.opens for h in outer):
-            levels.append(_Level(header.offset, header.indent, outer))
+        if not all(h.opens for h in outer):
+            break
+        start = header.offset
+        if not header.startable:  # "else:": start at its "if"
+            start = _statement_start_before(prefix, header.offset, header.indent, syntax)
+            if _indentation_at(prefix, start) != header.indent:
+                continue
+        levels.append(_Level(start, header.indent, outer))
     if not ctx.chain:
         start = _statement_start_before(
-            ctx.prefix, len(ctx.prefix) - len(ctx.line_prefix), ctx.indent, syntax
+            prefix, len(prefix) - len(ctx.line_prefix), ctx.indent, syntax
         )
-        levels.append(_Level(start, 0, ()))
+        levels.append(_Level(start, _indentation_at(prefix, start), ()))
     return levels
 
 
+def _indentation_at(text: str, start: int) -> int:
+    end = text.find("\n", start)
+    return indentation(text[start : end if end >= 0 else len(text)])
+
+
 def _statement_start_before(prefix: str, row_start: int, indent: int, syntax: Syntax) -> int:
-    end = row_start - 1
-    while end >= 0:
-        start = prefix.rfind("\n", 0, end) + 1
-        line = prefix[start:end]
-        stripped = line.strip()
-        if (
-            stripped
-            and indentation(line) <= indent
-            and not syntax.is_ignorable(stripped)
-            and not syntax.is_clause(stripped)
-        ):
+    """The start of the nearest line above ``row_start``, indented ``indent`` or less,
+    that starts a statement (0 if none)."""
+    end = row_start
+    while True:
+        first = last_shallow_line(prefix, end, indent + 1)
+        if first < 0:
+            return 0
+        start = prefix.rfind("\n", 0, first) + 1
+        line_end = prefix.find("\n", first)
+        stripped = prefix[start : line_end if line_end >= 0 else len(prefix)].strip()
+        if not syntax.is_ignorable(stripped) and not syntax.is_clause(stripped):
             above = prefix.rfind("\n", 0, max(start - 1, 0)) + 1
             if start == 0 or not is_continued(prefix[above : start - 1], syntax):
                 return start
-        end = start - 1
-    return 0
+        end = start
 
 
 def _window_end(suffix: str, indent: int, syntax: Syntax, room: int | None) -> int | None:

@@ -6,10 +6,10 @@ import pytest
 
 from codegemma_lsp.context.tests_link import (
     PairingIndex,
+    find_tests,
     implementation_of,
     proximity,
     subject_of,
-    find_tests,
 )
 
 

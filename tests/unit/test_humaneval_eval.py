@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codegemma_lsp.cli import build_parser
 from codegemma_lsp.config import Settings
 from codegemma_lsp.engine.base import CancelToken, FimRequest, Generation
 from codegemma_lsp.engine.fake import FakeBackend
@@ -25,6 +26,7 @@ from codegemma_lsp.evals.humaneval_eval import (
     complete_task,
     evaluate,
     run_header,
+    settings_layer,
 )
 from codegemma_lsp.evals.humaneval_tasks import (
     InfillTask,
@@ -245,6 +247,37 @@ def test_results_of_another_run_are_not_mixed(tmp_path: Path) -> None:
         ResultsFile(path, run_header("single", "oracle", settings)).load()
     with pytest.raises(ResumeMismatch, match="differs in backend"):
         ResultsFile(path, run_header("single", "empty", Settings())).load()
+
+
+@pytest.mark.parametrize(
+    ("flags", "layer"),
+    [
+        pytest.param(["--backend", "oracle"], {}, id="harness-backend-stays-out"),
+        pytest.param(
+            ["--model", "/m/c.gguf", "--threads", "4"],
+            {"model": {"path": "/m/c.gguf", "threads": 4}},
+            id="model",
+        ),
+        pytest.param(
+            ["--backend", "scripted:/tmp/x", "--fim-mode", "spm2"],
+            {"model": {"backend": "scripted:/tmp/x"}, "fim": {"mode": "spm2"}},
+            id="backend-and-mode",
+        ),
+        pytest.param(
+            ["--max-new-tokens", "256", "--time-budget-ms", "600000"],
+            {"completion": {"maxNewTokens": 256}, "engine": {"timeBudgetMs": 600000}},
+            id="reproduction-flags",
+        ),
+    ],
+)
+def test_flags_are_the_top_settings_layer(flags: list[str], layer: dict[str, object]) -> None:
+    args = build_parser().parse_args(["eval", "humaneval", "--set", "single", *flags])
+    assert settings_layer(args) == layer
+    settings, problems = _settings(settings_layer(args))
+    assert problems == []
+    if "--max-new-tokens" in flags:
+        assert settings.completion.max_new_tokens == 256
+        assert settings.engine.time_budget_ms == 600000
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,231 @@
+"""ContextIndex: which files, and a pack that stays byte-identical until it must change."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from codegemma_lsp.context.index import ContextIndex
+from codegemma_lsp.context.packer import EMPTY
+from codegemma_lsp.context.settings import ContextSettings
+from tests.unit.context_workspaces import make_workspace, needs_git
+
+APP = "from util import double\n\n\ndef run(x):\n    return double(x) + 1\n"
+UTIL = "def double(x):\n    return 2 * x\n"
+TEST_APP = "from app import run\n\n\ndef test_run():\n    assert run(1) == 3\n"
+
+
+class Editor:
+    """Open documents, as the server's store would answer ``open_text``."""
+
+    def __init__(self) -> None:
+        self.texts: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str | None:
+        return self.texts.get(path)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_workspace(
+        tmp_path / "ws",
+        {
+            "app.py": APP,
+            "util.py": UTIL,
+            "tests/test_app.py": TEST_APP,
+            "other.py": "X = 1\n",
+            ".env": "TOKEN=hunter2\n",
+        },
+    )
+
+
+def rels(index: ContextIndex, path: Path) -> list[str]:
+    return [rel for rel, _ in index.context_for(path).files]
+
+
+def test_dependencies_then_tests(root: Path) -> None:
+    index = ContextIndex(root, use_git=False)
+    assert rels(index, root / "app.py") == ["util.py", "tests/test_app.py"]
+    assert rels(index, root / "tests/test_app.py") == ["util.py", "app.py"]
+
+
+def test_a_keystroke_that_keeps_the_imports_keeps_the_pack(root: Path) -> None:
+    editor = Editor()
+    app = root / "app.py"
+    editor.texts[app] = APP
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    first = index.context_for(app)
+    builds = index.stats.builds
+    for typed in ("r", "re", "ret", "return"):
+        editor.texts[app] = APP + f"\n\ndef more():\n    {typed}"
+        index.notify_changed(app)
+        assert index.context_for(app) is first
+    assert index.stats.builds == builds
+
+
+def test_a_half_typed_import_that_resolves_nowhere_keeps_the_pack(root: Path) -> None:
+    editor = Editor()
+    app = root / "app.py"
+    editor.texts[app] = APP
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    first = index.context_for(app)
+    for typed in ("import o", "import ot", "import oth"):
+        editor.texts[app] = typed + "\n" + APP
+        index.notify_changed(app)
+        assert index.context_for(app) is first
+    editor.texts[app] = "import other\n" + APP
+    index.notify_changed(app)
+    assert "other.py" in [rel for rel, _ in index.context_for(app).files]
+
+
+def test_editing_a_context_file_rebuilds_the_packs_that_use_it(root: Path) -> None:
+    editor = Editor()
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    app, util = root / "app.py", root / "util.py"
+    first = index.context_for(app)
+    index.notify_changed(root / "other.py")
+    assert index.context_for(app) is first
+    editor.texts[util] = UTIL + "\n\ndef triple(x):\n    return 3 * x\n"
+    index.notify_changed(util)
+    second = index.context_for(app)
+    assert second is not first
+    assert "triple" in dict(second.files)["util.py"]
+
+
+def test_an_outside_edit_is_noticed_by_check_mtimes(root: Path) -> None:
+    index = ContextIndex(root, use_git=False)
+    app, util = root / "app.py", root / "util.py"
+    first = index.context_for(app)
+    util.write_text(UTIL + "# edited\n")
+    assert index.check_mtimes() == [util]
+    assert "# edited" in dict(index.context_for(app).files)["util.py"]
+    assert index.context_for(app) is not first
+
+
+def test_a_touch_that_changes_nothing_keeps_the_same_object(root: Path) -> None:
+    index = ContextIndex(root, use_git=False)
+    app, util = root / "app.py", root / "util.py"
+    first = index.context_for(app)
+    info = util.stat()
+    os.utime(util, ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+    index.check_mtimes()
+    assert index.context_for(app) is first
+    assert index.stats.kept == 1
+
+
+def test_context_for_rechecks_mtimes_on_its_own_every_so_often(root: Path) -> None:
+    now = [0.0]
+    settings = ContextSettings(recheck_seconds=5)
+    index = ContextIndex(root, settings=settings, use_git=False, clock=lambda: now[0])
+    app, util = root / "app.py", root / "util.py"
+    index.context_for(app)
+    util.write_text(UTIL + "# edited\n")
+    now[0] = 1.0
+    assert "# edited" not in dict(index.context_for(app).files)["util.py"]
+    now[0] = 6.0
+    assert "# edited" in dict(index.context_for(app).files)["util.py"]
+
+
+def test_a_created_file_that_an_import_names_joins_the_pack(root: Path) -> None:
+    editor = Editor()
+    app = root / "app.py"
+    editor.texts[app] = "import later\n" + APP
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    assert "later.py" not in rels(index, app)
+    (root / "later.py").write_text("LATER = 1\n")
+    index.notify_changed(root / "later.py")
+    assert rels(index, app)[0] == "later.py"
+
+
+def test_a_created_test_joins_the_pack_of_its_implementation(root: Path) -> None:
+    index = ContextIndex(root, use_git=False)
+    (root / "lib.py").write_text("def f():\n    return 1\n")
+    assert rels(index, root / "lib.py") == []
+    (root / "tests/test_lib.py").write_text("from lib import f\n\ndef test_f():\n    f()\n")
+    index.notify_changed(root / "tests/test_lib.py")
+    assert rels(index, root / "lib.py") == ["tests/test_lib.py"]
+
+
+def test_a_test_gets_its_implementation_even_without_an_import(tmp_path: Path) -> None:
+    root = make_workspace(
+        tmp_path,
+        {
+            "go.mod": "module example.com/demo\n",
+            "calc.go": "package demo\n\nfunc Add(a, b int) int {\n\treturn a + b\n}\n",
+            "calc_test.go": "package demo\n\nfunc TestAdd(t *testing.T) {\n\tAdd(1, 2)\n}\n",
+        },
+    )
+    index = ContextIndex(root, use_git=False)
+    assert rels(index, root / "calc_test.go") == ["calc.go"]
+    assert rels(index, root / "calc.go") == ["calc_test.go"]
+
+
+def test_imports_are_followed_to_max_depth(tmp_path: Path) -> None:
+    root = make_workspace(
+        tmp_path,
+        {
+            "a.py": "import b\n",
+            "b.py": "import c\nB = 1\n",
+            "c.py": "import d\nC = 1\n",
+            "d.py": "D = 1\n",
+        },
+    )
+    index = ContextIndex(root, settings=ContextSettings(max_depth=2), use_git=False)
+    assert rels(index, root / "a.py") == ["c.py", "b.py"]
+    deep = ContextIndex(root, settings=ContextSettings(max_depth=3), use_git=False)
+    assert rels(deep, root / "a.py") == ["d.py", "c.py", "b.py"]
+
+
+def test_a_dependency_over_budget_is_outlined(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(200))
+    root = make_workspace(
+        tmp_path,
+        {"a.py": "import big\n", "big.py": f'def f(a, b):\n    """Doc."""\n{body}'},
+    )
+    index = ContextIndex(root, settings=ContextSettings(max_tokens=64), use_git=False)
+    packed = index.context_for(root / "a.py")
+    assert packed.files == (("big.py", 'def f(a, b):\n    """Doc."""\n    ...\n'),)
+    assert packed.outlined == ("big.py",)
+
+
+def test_secret_files_are_never_context_nor_current(root: Path) -> None:
+    (root / "app.py").write_text("import env\n" + APP)
+    os.symlink(root / ".env", root / "env.py")
+    index = ContextIndex(root, use_git=False)
+    packed = index.context_for(root / "app.py")
+    assert all("hunter2" not in text for _, text in packed.files)
+    assert "env.py" not in [rel for rel, _ in packed.files]
+    assert index.context_for(root / ".env") is EMPTY
+
+
+@needs_git
+def test_gitignored_dependencies_are_left_out_until_unignored(tmp_path: Path) -> None:
+    root = make_workspace(
+        tmp_path,
+        {"app.py": "import gen\nimport util\n", "gen.py": "G = 1\n", "util.py": UTIL},
+        git=True,
+    )
+    (root / ".gitignore").write_text("gen.py\n")
+    index = ContextIndex(root)
+    assert rels(index, root / "app.py") == ["util.py"]
+    (root / ".gitignore").write_text("")
+    index.notify_changed(root / ".gitignore")
+    assert rels(index, root / "app.py") == ["gen.py", "util.py"]
+
+
+def test_disabled_or_outside_gives_nothing(root: Path, tmp_path: Path) -> None:
+    off = ContextIndex(root, settings=ContextSettings(enabled=False), use_git=False)
+    assert off.context_for(root / "app.py") is EMPTY
+    on = ContextIndex(root, use_git=False)
+    assert on.context_for(tmp_path / "elsewhere.py") is EMPTY
+
+
+def test_configure_rebuilds_only_when_settings_change(root: Path) -> None:
+    index = ContextIndex(root, use_git=False)
+    first = index.context_for(root / "app.py")
+    index.configure(ContextSettings())
+    assert index.context_for(root / "app.py") is first
+    index.configure(ContextSettings(tests=False))
+    assert rels(index, root / "app.py") == ["util.py"]
