@@ -200,8 +200,11 @@ def _chain(
     limit = indent
     stripped = line_prefix.strip()
     if stripped and not rest.strip() and syntax.opens_block(stripped):
-        chain.append(_header(line_prefix, row_start, syntax))
-        limit = chain[0].indent
+        header = _header_at(prefix, row_start, line_prefix, syntax)
+        if header is not None:
+            chain.append(header)
+            limit = header.indent
+            row_start = header.offset
     above = prefix[:row_start]
     end = len(above)
     while limit > 0:
