@@ -7,6 +7,7 @@ from that module, which may itself be a submodule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import tree_sitter
@@ -17,10 +18,31 @@ from codegemma_lsp.syntax.nodes import ancestors, captures, node_key
 
 @dataclass(frozen=True)
 class ImportRef:
-    """One module named by an import, as written, with the names taken from it."""
+    """One module named by an import, as written, with the names taken from it.
+
+    ``names`` are known for Python's ``from m import a, b`` and JavaScript's
+    ``import d, { a, b as c } from "m"`` (the names as the module defines them);
+    empty when the whole module is bound (``import m``, ``import * as m``, ``require``).
+    """
 
     path: str
     names: tuple[str, ...] = ()
+
+
+_JS_KEYWORDS = re.compile(r"\b(?:import|export|type|typeof)\b")
+_JS_ALIAS = re.compile(r"([A-Za-z_$][\w$]*)\s+as\s+[A-Za-z_$][\w$]*")
+_JS_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def _js_names(statement: tree_sitter.Node) -> tuple[str, ...]:
+    """The names an ES import or re-export takes from its module (none for ``* as m``)."""
+    if statement.type not in ("import_statement", "export_statement"):
+        return ()
+    head = _text(statement).split(" from ", 1)[0]
+    if "*" in head or "=" in head:
+        return ()
+    head = _JS_ALIAS.sub(r"\1", _JS_KEYWORDS.sub(" ", head))
+    return tuple(dict.fromkeys(_JS_NAME.findall(head)))
 
 
 def _text(node: tree_sitter.Node) -> str:
@@ -43,8 +65,11 @@ def extract_imports(
         if owner is not None:
             names.setdefault(node_key(owner), []).append(_text(node))
     refs: list[ImportRef] = []
+    javascript = spec.name in ("javascript", "typescript", "tsx")
     for node in sorted(found.get("import.path", []), key=lambda n: n.start_byte):
         owner = next((a for a in ancestors(node) if node_key(a) in statements), None)
         taken = tuple(names.get(node_key(owner), ())) if owner is not None else ()
+        if javascript and owner is not None:
+            taken = _js_names(owner)
         refs.append(ImportRef(_text(node), taken))
     return tuple(dict.fromkeys(refs))

@@ -33,6 +33,7 @@ from pathlib import Path
 import tree_sitter
 
 from codegemma_lsp.context.imports import ImportRef, extract_imports
+from codegemma_lsp.context.lexical import code_identifiers
 from codegemma_lsp.context.outline import outline
 from codegemma_lsp.context.packer import EMPTY, Candidate, Measure, PackedContext, pack
 from codegemma_lsp.context.resolve import Resolver
@@ -69,7 +70,14 @@ class _FileInfo:
     source: SourceFile
     spec: LanguageSpec | None
     refs: tuple[ImportRef, ...]
+    tree: tree_sitter.Tree | None = None
     outline: str | None = None
+    focused: tuple[frozenset[str], str] | None = None
+    """The last focused outline, with its focus (packs rebuilt often ask the same)."""
+
+    @property
+    def data(self) -> bytes:
+        return self.source.text.encode("utf-8", "surrogatepass")
 
 
 @dataclass
@@ -78,6 +86,8 @@ class _Entry:
     refs: tuple[ImportRef, ...]
     direct: tuple[Path, ...]
     trail: Trail
+    lexical: str
+    """The current file's text as of its last change of imports (see ``context_for``)."""
     keys: set[tuple[str, str]] = field(default_factory=set)
     csharp: bool = False
     dirty: bool = False
@@ -106,7 +116,12 @@ class _Node:
     rank: int
     order: int
     test: bool = False
-    imports: list[Path] = field(default_factory=list)
+    links: list[tuple[ImportRef, list[Path]]] = field(default_factory=list)
+    """Its imports, each with the files it resolved to."""
+
+    @property
+    def imports(self) -> list[Path]:
+        return list(dict.fromkeys(path for _, paths in self.links for path in paths))
 
 
 class ContextIndex:
@@ -171,7 +186,11 @@ class ContextIndex:
                 entry.refs = refs
                 self.stats.kept += 1
                 return entry.pack
-            fresh = self._build(current, text, spec, refs)
+            # What the file's text says besides its imports (names it uses) is read only
+            # when its imports change, so that a rebuild for another reason cannot turn
+            # a keystroke into a different pack.
+            lexical = entry.lexical if entry is not None and refs == entry.refs else text
+            fresh = self._build(current, lexical, spec, refs)
             if entry is not None and fresh.pack == entry.pack:
                 fresh.pack = entry.pack
                 self.stats.kept += 1
@@ -290,18 +309,23 @@ class ContextIndex:
             self._files.pop(path, None)
             return None
         spec = self.registry.lookup(None, str(path))
-        refs = extract_imports(spec, source.text.encode("utf-8", "surrogatepass")) if spec else ()
-        info = _FileInfo(source, spec, refs)
+        info = _FileInfo(source, spec, ())
+        if spec is not None:
+            info.tree = spec.parser().parse(info.data)
+            info.refs = extract_imports(spec, info.data, info.tree)
         self._files[path] = info
         return info
 
-    def _outline(self, path: Path) -> str:
+    def _outlines(self, path: Path, focus: frozenset[str]) -> list[str]:
+        """The file's outline focused on ``focus``, then its whole outline."""
         info = self._files.get(path)
         if info is None or info.spec is None:
-            return ""
+            return []
         if info.outline is None:
-            info.outline = outline(info.spec, info.source.text.encode("utf-8", "surrogatepass"))
-        return info.outline
+            info.outline = outline(info.spec, info.data, info.tree)
+        if info.focused is None or info.focused[0] != focus:
+            info.focused = (focus, outline(info.spec, info.data, info.tree, focus=focus))
+        return [info.focused[1], info.outline]
 
     def _pairs(self) -> PairingIndex:
         if self._pairing is None:
@@ -370,7 +394,11 @@ class ContextIndex:
     ) -> _Entry:
         settings = self.settings
         rel = self.workspace.rel(current)
-        direct = self._resolve_direct(spec, current, text, refs) if settings.max_depth else ()
+        data = text.encode("utf-8", "surrogatepass")
+        links = (
+            self.resolver.resolve_each(spec.name, current, text, refs) if settings.max_depth else []
+        )
+        direct = tuple(self.workspace.allowed(p for _, paths in links for p in paths))
         nodes: dict[Path, _Node] = {}
         order = iter(range(1 << 30))
         keys: set[tuple[str, str]] = set()
@@ -407,6 +435,7 @@ class ContextIndex:
             for path in self.workspace.allowed(tests):
                 add(path, 1, TESTS_RANK, test=True)
         candidates = []
+        focus = self._focus(nodes, (spec, data, spec.parser().parse(data), links))
         for node in nodes.values():
             info = self._info(node.path)
             if info is None:
@@ -426,13 +455,14 @@ class ContextIndex:
             candidates,
             max_tokens=settings.max_tokens,
             measure=self.measure,
-            outline=lambda c: self._outline(self.root / c.rel),
+            outlines=lambda c: self._outlines(self.root / c.rel, focus[self.root / c.rel]),
         )
         return _Entry(
             pack=packed,
             refs=refs,
             direct=direct,
             trail=trail,
+            lexical=text,
             keys=keys,
             csharp=spec.name == "csharp" or any(p.suffix == ".cs" for p in nodes),
         )
@@ -447,7 +477,7 @@ class ContextIndex:
                 if info is None:
                     nodes.pop(node.path, None)
                 elif info.spec is not None:
-                    node.imports = self.resolver.resolve(
+                    node.links = self.resolver.resolve_each(
                         info.spec.name, node.path, info.source.text, info.refs
                     )
             if depth < self.settings.max_depth:
@@ -456,6 +486,41 @@ class ContextIndex:
                 for path in found:
                     if path in allowed:
                         add(path, depth + 1, depth + 1)
+
+    def _focus(
+        self,
+        nodes: dict[Path, _Node],
+        current: tuple[LanguageSpec, bytes, tree_sitter.Tree, list[tuple[ImportRef, list[Path]]]],
+    ) -> dict[Path, frozenset[str]]:
+        """The names each candidate's importers take from it, for focused outlines.
+
+        An import that names what it takes (``from m import a``, ``import { a } from``)
+        gives those names; one that binds the whole module gives every identifier its
+        importer's code uses.
+        """
+        importers = [current]
+        for node in nodes.values():
+            info = self._files.get(node.path)
+            if info is not None and info.spec is not None and info.tree is not None:
+                importers.append((info.spec, info.data, info.tree, node.links))
+        focus: dict[Path, frozenset[str]] = {}
+        for language, source, tree, links in importers:
+            used: frozenset[str] | None = None
+            for ref, targets in links:
+                for target in targets:
+                    if target not in nodes:
+                        continue
+                    names = frozenset(ref.names) - {target.stem}
+                    if not names:
+                        used = used or code_identifiers(language, source, tree)
+                        names = used
+                    focus[target] = focus.get(target, frozenset()) | names
+        if any(path not in focus for path in nodes):
+            language, source, tree, _ = current
+            used = code_identifiers(language, source, tree)
+            for path in nodes:
+                focus.setdefault(path, used)
+        return focus
 
     def _read_rel(self, rel: str) -> str | None:
         source = self.workspace.read(self.root / rel)

@@ -1,9 +1,11 @@
 """Choose and order the context files for one prompt.
 
 Choosing follows priority (the implementation a test tests, then imports by
-depth, then the current file's tests), and each file goes in whole if it fits
-the budget that is left, else as its outline, else not at all. Tests of the
-current file go in whole or not at all: a test outline says little.
+depth, then the current file's tests). A file that does not fit whole goes in as
+its outline, and one whose outline does not fit either is dropped; outlines come
+first so that the budget covers many files' signatures before a few files'
+bodies (see :func:`pack`). Tests of the current file go in whole or not at all:
+a test outline says little.
 
 Ordering follows training (reference/FACTS.md): a file comes after the files it
 imports (topological order; deeper files first, then discovery order, then path,
@@ -59,35 +61,71 @@ def pack(
     *,
     max_tokens: int,
     measure: Measure,
-    outline: Callable[[Candidate], str],
+    outlines: Callable[[Candidate], Sequence[str]],
 ) -> PackedContext:
-    """The pack of ``candidates`` within ``max_tokens``; deterministic for equal inputs."""
+    """The pack of ``candidates`` within ``max_tokens``; deterministic for equal inputs.
+
+    ``outlines`` gives a file's shorter forms, shortest first (an outline focused on
+    the names the current file uses, then the whole outline). Breadth first: every
+    dependency goes in as its cheapest form, in priority order while the budget
+    lasts; then, again in priority order, each is raised to the fullest form whose
+    extra cost fits; then tests go in whole where they fit. So the budget covers the
+    signatures of many files before the bodies of a few.
+    """
+    ordered = sorted(
+        (c for c in candidates if c.text.strip()), key=lambda c: (c.rank, c.order, c.rel)
+    )
     left = max_tokens
-    chosen: dict[str, tuple[Candidate, str]] = {}
-    outlined: list[str] = []
+    forms: dict[str, list[tuple[int, str]]] = {}
+    level: dict[str, int] = {}
     dropped: list[str] = []
-    for candidate in sorted(candidates, key=lambda c: (c.rank, c.order, c.rel)):
-        if not candidate.text.strip():
+    for candidate in ordered:
+        if candidate.test:
             continue
-        cost = file_cost(measure, candidate.rel, candidate.text)
-        if cost <= left:
-            chosen[candidate.rel] = (candidate, candidate.text)
-            left -= cost
-            continue
-        short = "" if candidate.test else outline(candidate)
-        short_cost = file_cost(measure, candidate.rel, short) if short.strip() else left + 1
-        if short_cost <= left:
-            chosen[candidate.rel] = (candidate, short)
-            outlined.append(candidate.rel)
-            left -= short_cost
+        whole = (file_cost(measure, candidate.rel, candidate.text), candidate.text)
+        options = [
+            (file_cost(measure, candidate.rel, short), short)
+            for short in outlines(candidate)
+            if short.strip()
+        ]
+        # Fullest last; a shorter form no cheaper than a fuller one is pointless.
+        kept = [whole]
+        for option in reversed(options):
+            if option[0] < kept[0][0]:
+                kept.insert(0, option)
+        forms[candidate.rel] = kept
+        if kept[0][0] <= left:
+            level[candidate.rel] = 0
+            left -= kept[0][0]
         else:
             dropped.append(candidate.rel)
-    ordered = topological([c for c, _ in chosen.values() if not c.test])
-    ordered += sorted((c for c, _ in chosen.values() if c.test), key=lambda c: (c.order, c.rel))
+    for candidate in ordered:
+        if candidate.rel not in level:
+            continue
+        options, now = forms[candidate.rel], level[candidate.rel]
+        for better in range(len(options) - 1, now, -1):
+            extra = options[better][0] - options[now][0]
+            if extra <= left:
+                level[candidate.rel] = better
+                left -= extra
+                break
+    chosen = {rel: forms[rel][index][1] for rel, index in level.items()}
+    outlined = sorted(rel for rel, index in level.items() if index < len(forms[rel]) - 1)
+    for candidate in ordered:
+        if candidate.test:
+            cost = file_cost(measure, candidate.rel, candidate.text)
+            if cost <= left:
+                chosen[candidate.rel] = candidate.text
+                left -= cost
+            else:
+                dropped.append(candidate.rel)
+    kept_candidates = [c for c in ordered if c.rel in chosen]
+    ordered_out = topological([c for c in kept_candidates if not c.test])
+    ordered_out += sorted((c for c in kept_candidates if c.test), key=lambda c: (c.order, c.rel))
     return PackedContext(
-        files=tuple((c.rel, chosen[c.rel][1]) for c in ordered),
+        files=tuple((c.rel, chosen[c.rel]) for c in ordered_out),
         tokens=max_tokens - left,
-        outlined=tuple(sorted(outlined)),
+        outlined=tuple(outlined),
         dropped=tuple(sorted(dropped)),
     )
 

@@ -35,13 +35,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from codegemma_lsp.context.imports import ImportRef
+from codegemma_lsp.context.lexical import identifiers
 from codegemma_lsp.context.workspace import Workspace
 
 MAX_PACKAGE_FILES = 8
 """A package or namespace import adds at most this many files."""
 MAX_CSHARP_FILES = 3000
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GO_MODULE = re.compile(r"^\s*module\s+(\S+)", re.M)
 _GO_DECL = re.compile(
     r"^(?:func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)|type\s+([A-Za-z_]\w*)"
@@ -59,10 +59,6 @@ _JS_EXTS = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
 _TS_EXTS = (".ts", ".tsx", ".d.ts", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
 _JS_TO_TS = {".js": (".ts", ".tsx"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",)}
 _JVM_EXTS = (".java", ".kt")
-
-
-def identifiers(text: str) -> frozenset[str]:
-    return frozenset(_IDENT.findall(text))
 
 
 def expand_use_tree(text: str) -> list[str]:
@@ -115,10 +111,19 @@ class Resolver:
         self, language: str, importer: Path, text: str, refs: Sequence[ImportRef]
     ) -> list[Path]:
         """The workspace files ``refs`` name, in import order, without repeats."""
-        found: list[Path] = []
-        for ref in refs:
-            found.extend(self._resolve_one(language, importer, text, ref))
-        return [path for path in dict.fromkeys(found) if path != importer]
+        found = [
+            path for _, paths in self.resolve_each(language, importer, text, refs) for path in paths
+        ]
+        return list(dict.fromkeys(found))
+
+    def resolve_each(
+        self, language: str, importer: Path, text: str, refs: Sequence[ImportRef]
+    ) -> list[tuple[ImportRef, list[Path]]]:
+        """Each of ``refs`` with the workspace files it names."""
+        return [
+            (ref, [p for p in self._resolve_one(language, importer, text, ref) if p != importer])
+            for ref in refs
+        ]
 
     def _resolve_one(self, language: str, importer: Path, text: str, ref: ImportRef) -> list[Path]:
         if language == "python":

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from codegemma_lsp.context.resolve import identifiers
+from codegemma_lsp.context.lexical import identifiers
 
 FAMILIES: dict[str, str] = {
     ".py": "python",

@@ -35,6 +35,10 @@ class LanguageSpec:
     block_comment: tuple[str, str] | None
     folder: Path
     ts_language: tree_sitter.Language = field(compare=False, repr=False)
+    indent_blocks: bool = False
+    """Blocks are made by indentation (Python), not by brackets."""
+    quote_lifetimes: bool = False
+    """A quote can start a lifetime or label (Rust's ``'a``), not only a character literal."""
 
     def query_source(self, kind: str) -> str | None:
         """The text of ``<kind>.scm`` in this language's folder, if it exists."""
@@ -85,6 +89,8 @@ def _load_spec(folder: Path) -> LanguageSpec | None:
         line_comment=data.get("line_comment"),
         block_comment=(block[0], block[1]) if len(block) == 2 else None,
         folder=folder,
+        indent_blocks=bool(data.get("indent_blocks", False)),
+        quote_lifetimes=bool(data.get("quote_lifetimes", False)),
         ts_language=tree_sitter.Language(capsule),
     )
 

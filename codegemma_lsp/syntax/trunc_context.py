@@ -24,7 +24,6 @@ from codegemma_lsp.syntax.trunc_lexer import CLOSER_OF, LexRules
 HeaderKind = Literal["function", "container", "control"]
 
 # Languages whose blocks are made by indentation rather than brackets.
-INDENT_LANGUAGES = frozenset({"python"})
 
 CLAUSE_WORDS = frozenset({"else", "elif", "except", "finally", "catch"})
 _CONTROL_WORDS = frozenset(
@@ -169,10 +168,13 @@ def cursor_context(
     rest = suffix if newline < 0 else suffix[:newline]
     if line_prefix.strip():
         indent = indentation(line_prefix)
-    elif content_indent is not None:
-        indent = content_indent
     else:
-        indent = len(line_prefix) + indentation(rest)
+        # The deeper of the completion's first line and the rest of the cursor's
+        # line: a completion that starts by running on must not move the cursor out.
+        known = [i for i in (content_indent,) if i is not None]
+        if rest.strip():
+            known.append(len(line_prefix) + indentation(rest))
+        indent = max(known, default=len(line_prefix))
     chain = _chain(prefix, row_start, line_prefix, rest, indent, syntax)
     function: Header | None = None
     container: Header | None = None

@@ -95,9 +95,13 @@ class LexRules:
         return depth
 
     def code_end(self, line: str) -> str:
-        """``line`` without a trailing line comment, right-stripped."""
-        if self.line_comment and self.line_comment in line:
-            for start, end in self.lex(line).opaque:
-                if line.startswith(self.line_comment, start) and end >= len(line.rstrip()):
-                    return line[:start].rstrip()
-        return line.rstrip()
+        """``line`` without trailing comments, right-stripped."""
+        code = line.rstrip()
+        markers = [m for m in (self.line_comment, *(self.block_comment or ())) if m]
+        if not any(m in code for m in markers):
+            return code
+        for start, end in reversed(self.lex(code).opaque):
+            if end < len(code) or not code.startswith(tuple(markers), start):
+                break
+            code = code[:start].rstrip()
+        return code

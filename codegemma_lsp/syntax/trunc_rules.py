@@ -100,11 +100,17 @@ def _line_of(gen: Generated, pos: int) -> int:
 def line_cut(gen: Generated, ctx: CursorContext, i: int) -> int:
     """The cut that ends the middle just before line ``i``.
 
-    When the cursor's line goes on after the cursor, that rest must keep the
-    cursor's indentation, so the cut takes the line's indentation along.
+    When the cursor sits at the end of a line's indentation, the rest of that
+    line must keep the indentation, so the cut takes the next line's along.
     """
     line = gen.lines[i]
-    keeps_indent = i > 0 and ctx.at_line_start and not ctx.rest_blank and ctx.line_prefix
+    keeps_indent = (
+        i > 0
+        and ctx.at_line_start
+        and ctx.line_prefix
+        and not ctx.rest_blank
+        and not ctx.rest[0].isspace()
+    )
     if keeps_indent and gen.text.startswith(ctx.line_prefix, line.start):
         return line.start + len(ctx.line_prefix)
     return line.start
@@ -118,6 +124,7 @@ def propose(
     if scope == "line":
         proposals.append(_line_scope(gen))
     proposals.append(_rest_of_line(gen, ctx))
+    proposals.append(_suffix_text(gen, ctx))
     if syntax is None:
         proposals.append(_dedent(gen, ctx))
     else:
@@ -200,6 +207,30 @@ def _next_code_line(lines: list[GenLine], i: int) -> int:
     while i < len(lines) and not lines[i].full.strip():
         i += 1
     return i
+
+
+# How much of the suffix's text the middle must end with to count as repeating it.
+_MIN_REPEATED = 6
+
+
+def _suffix_text(gen: Generated, ctx: CursorContext) -> Proposal:
+    """The middle ends by repeating the suffix's text from its start (a model cut
+    off while it copies the suffix), wherever the middle's own text stops."""
+    text, suffix = gen.text, ctx.suffix
+    head = suffix.lstrip()[:_MIN_REPEATED]
+    if len(head) < _MIN_REPEATED:
+        return _NONE
+    lead = len(suffix) - len(suffix.lstrip())
+    at = text.find(head)
+    while at >= 0:
+        start = max(0, at - lead)
+        # Where the copy starts: as much of the suffix's leading blank as the text has.
+        while start < at and not suffix.startswith(text[start:at]):
+            start += 1
+        if suffix.startswith(text[start:]):
+            return Proposal(start, "suffix_overlap")
+        at = text.find(head, at + 1)
+    return _NONE
 
 
 def _rest_of_line(gen: Generated, ctx: CursorContext) -> Proposal:

@@ -9,8 +9,9 @@ after it, so the window parses as it does in the whole document. The outermost
 such window within :data:`WINDOW_BUDGET` wins.
 
 A cut is whole when its window has no more ERROR or MISSING nodes than the same
-window without the completion: the document may be broken already, and its
-breakage must not count against the completion.
+window without the completion (the document may be broken already, and its
+breakage must not count against the completion), and none of them starts inside
+the completion (which would be new breakage hidden by a repair elsewhere).
 """
 
 from __future__ import annotations
@@ -56,19 +57,21 @@ def choose_window(ctx: CursorContext, syntax: Syntax, budget: int | None = None)
         return Window(prefix, suffix)
     chosen: tuple[_Level, int] | None = None
     innermost: _Level | None = None
+    before = _code_line_at_cursor(ctx, syntax)
     for level in _levels(ctx, syntax):
         if not _outside_strings(prefix[: level.start], syntax):
             continue
         innermost = level
         room = budget - (len(prefix) - level.start)
-        end = _window_end(suffix, level.indent, syntax, max(room, 0))
+        end = _window_end(suffix, level.indent, syntax, max(room, 0), before)
         if end is not None:
             chosen = (level, end)
             break
     if chosen is None:
         if innermost is None:
             return Window(prefix, suffix)
-        chosen = (innermost, _window_end(suffix, innermost.indent, syntax, None) or len(suffix))
+        end = _window_end(suffix, innermost.indent, syntax, None, before)
+        chosen = (innermost, len(suffix) if end is None else end)
     level, end = chosen
     head = "".join(h.source for h in level.outer) + prefix[level.start :]
     closers = "".join("\n" + h.closers(syntax.lex) for h in reversed(level.outer))
@@ -121,9 +124,12 @@ def _statement_start_before(prefix: str, row_start: int, indent: int, syntax: Sy
         end = start
 
 
-def _window_end(suffix: str, indent: int, syntax: Syntax, room: int | None) -> int | None:
+def _window_end(
+    suffix: str, indent: int, syntax: Syntax, room: int | None, before: str
+) -> int | None:
     """The start of the first line after the cursor's that begins a statement at
-    ``indent`` or less (or closes an outer block); None when past ``room``."""
+    ``indent`` or less (or closes an outer block); None when past ``room``.
+    ``before`` is the last line of code before the suffix's second line."""
     first_row = suffix.find("\n") + 1
     if first_row == 0:
         return len(suffix)
@@ -139,7 +145,9 @@ def _window_end(suffix: str, indent: int, syntax: Syntax, room: int | None) -> i
         line = suffix[start : end if end >= 0 else len(suffix)]
         stripped = line.strip()
         pos = start
-        if syntax.is_comment(stripped) or _continues_above(suffix, first_row, start, syntax):
+        if syntax.is_comment(stripped) or _continues_above(
+            suffix, first_row, start, syntax, before
+        ):
             continue
         if indentation(line) < indent:
             return start
@@ -154,8 +162,9 @@ def _line_at_most(indent: int) -> re.Pattern[str]:
     return re.compile(rf"\n[ \t]{{0,{indent}}}(?=\S)")
 
 
-def _continues_above(text: str, first_row: int, start: int, syntax: Syntax) -> bool:
-    """Whether the code line above ``start`` (not above ``first_row``) goes on into it."""
+def _continues_above(text: str, first_row: int, start: int, syntax: Syntax, before: str) -> bool:
+    """Whether the code line above ``start`` goes on into it (``before`` is the
+    code line above ``first_row``)."""
     end = start - 1
     while end > first_row:
         begin = text.rfind("\n", 0, end) + 1
@@ -164,7 +173,20 @@ def _continues_above(text: str, first_row: int, start: int, syntax: Syntax) -> b
         if stripped and not syntax.is_comment(stripped):
             return is_continued(line, syntax)
         end = begin - 1
-    return False
+    return is_continued(before, syntax)
+
+
+def _code_line_at_cursor(ctx: CursorContext, syntax: Syntax) -> str:
+    """The cursor's line, or the last line of code above it when it is blank."""
+    line = ctx.line_prefix + ctx.rest
+    end = len(ctx.prefix) - len(ctx.line_prefix) - 1
+    while not line.strip() or syntax.is_comment(line.strip()):
+        if end < 0:
+            return ""
+        begin = ctx.prefix.rfind("\n", 0, end) + 1
+        line = ctx.prefix[begin:end]
+        end = begin - 1
+    return line
 
 
 def _outside_strings(text: str, syntax: Syntax) -> bool:
@@ -233,16 +255,27 @@ class Judge:
 
 
 def _errors(root: tree_sitter.Node, low: int) -> tuple[int, int | None]:
-    """ERROR and MISSING nodes under ``root``, and the first start at or after ``low``."""
+    """ERROR and MISSING nodes under ``root``, and the first start at or after ``low``.
+
+    A missing *hidden* token (Python's ``_newline``, ``_indent``) is no child
+    of anything; it shows only as a node that has an error while none of its
+    children has one. It counts at the end of that node.
+    """
     count = 0
     first: int | None = None
     stack = [root] if root.has_error else []
     while stack:
         node = stack.pop()
+        broken = [child for child in node.children if child.has_error]
         if node.is_error or node.is_missing:
-            count += 1
-            start = node.start_byte
-            if start >= low and (first is None or start < first):
-                first = start
-        stack.extend(child for child in node.children if child.has_error)
+            at = node.start_byte
+        elif not broken:
+            at = node.end_byte
+        else:
+            stack.extend(broken)
+            continue
+        count += 1
+        if at >= low and (first is None or at < first):
+            first = at
+        stack.extend(broken)
     return count, first

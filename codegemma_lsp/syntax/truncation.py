@@ -18,9 +18,14 @@ completion is always whole. Most calls parse twice: the document without the
 middle, and the rules' cut. An unknown language (``language=None``) gets the
 line rules alone, without parsing.
 
-The kept text is a prefix of the generated text with its trailing whitespace
-trimmed to fit the cursor: at the start of a line it keeps its final newline
-(the suffix's line follows it), elsewhere it ends with its last character.
+The kept text is always a prefix of the generated text, its trailing
+whitespace fitted to the cursor (:func:`_finish`): from column 0 it is whole
+lines with their final newline; where the rest of the cursor's line is blank
+it ends with its last character; where that rest follows it, it ends where the
+rest joins (with the indentation it needs, without blank lines before it).
+
+Every parse stops at a deadline (:data:`PARSE_DEADLINE_S`): some grammars take
+seconds, even minutes, on odd text. Past it the rules' cut is returned unjudged.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from functools import cache
 
 from codegemma_lsp.syntax.languages import LanguageSpec
 from codegemma_lsp.syntax.trunc_context import (
-    INDENT_LANGUAGES,
     CursorContext,
     Syntax,
     cursor_context,
@@ -141,9 +145,9 @@ _PLAIN = Syntax("", LexRules(None, None), indent_blocks=False)
 @cache
 def _syntax(language: LanguageSpec) -> Syntax:
     lex = LexRules(
-        language.line_comment, language.block_comment, rust_lifetimes=language.name == "rust"
+        language.line_comment, language.block_comment, rust_lifetimes=language.quote_lifetimes
     )
-    return Syntax(language.name, lex, indent_blocks=language.name in INDENT_LANGUAGES)
+    return Syntax(language.name, lex, indent_blocks=language.indent_blocks)
 
 
 def _content_indent(prefix: str, generated: str) -> int | None:
@@ -178,16 +182,28 @@ def _finish(text: str, cut: int, ctx: CursorContext) -> str:
     body = kept.rstrip()
     if not body:
         return ""
-    tail = kept[len(body) :]
-    if "\n" not in tail:
-        return kept if not ctx.rest_blank else body
-    through_newline = len(body) + tail.index("\n") + 1
-    if not ctx.line_prefix:
-        return text[:through_newline]
-    if (
-        ctx.at_line_start
-        and not ctx.rest_blank
-        and text.startswith(ctx.line_prefix, through_newline)
-    ):
-        return text[: through_newline + len(ctx.line_prefix)]
-    return body
+    end = len(body)
+    newline = text.find("\n", end)
+    ends_line = newline >= 0 and not text[end:newline].strip()
+    if not ctx.line_prefix and ends_line:
+        # From column 0 the completion is whole lines: keep the newline that ends
+        # the last one, even when a repeat of the suffix claimed it.
+        return text[: newline + 1]
+    if ctx.rest_blank:
+        return body
+    if ctx.at_line_start and ctx.line_prefix and not ctx.rest[0].isspace():
+        # The cursor ends its line's indentation, and the rest of that line
+        # follows: the completion must end with a newline and that indentation.
+        if ends_line and text.startswith(ctx.line_prefix, newline + 1):
+            return text[: newline + 1 + len(ctx.line_prefix)]
+        return body  # the parse will reject it rather than move the rest
+    # The rest of the cursor's line joins the line the completion ends on: blank
+    # lines before it go, indentation the completion put there for it stays.
+    tail = kept[end:]
+    if tail.count("\n") <= 1:
+        return kept
+    rows = tail.split("\n")
+    for k in range(1, len(rows)):
+        if rows[k]:
+            return text[: end + len("\n".join(rows[: k + 1]))]
+    return text[: end + 1] if ctx.at_line_start else body

@@ -80,6 +80,20 @@ def test_a_half_typed_import_that_resolves_nowhere_keeps_the_pack(root: Path) ->
     assert "other.py" in [rel for rel, _ in index.context_for(app).files]
 
 
+def test_a_typed_import_of_a_file_created_later_joins_the_pack(root: Path) -> None:
+    editor = Editor()
+    app = root / "app.py"
+    editor.texts[app] = APP
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    first = index.context_for(app)
+    editor.texts[app] = "import later\n" + APP
+    index.notify_changed(app)
+    assert index.context_for(app) is first  # nothing to resolve yet
+    (root / "later.py").write_text("LATER = 1\n")
+    index.notify_changed(root / "later.py")
+    assert rels(index, app)[0] == "later.py"
+
+
 def test_editing_a_context_file_rebuilds_the_packs_that_use_it(root: Path) -> None:
     editor = Editor()
     index = ContextIndex(root, open_text=editor, use_git=False)
@@ -186,8 +200,43 @@ def test_a_dependency_over_budget_is_outlined(tmp_path: Path) -> None:
     )
     index = ContextIndex(root, settings=ContextSettings(max_tokens=64), use_git=False)
     packed = index.context_for(root / "a.py")
-    assert packed.files == (("big.py", 'def f(a, b):\n    """Doc."""\n    ...\n'),)
+    assert packed.files == (("big.py", 'def f(a, b):\n    """Doc."""\n'),)
     assert packed.outlined == ("big.py",)
+
+
+def test_outlines_focus_on_the_names_the_file_uses(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(100))
+    defs = "".join(f"def g{i}(a, b):\n    return a\n\n\n" for i in range(40))
+    root = make_workspace(
+        tmp_path,
+        {"a.py": "import big\n\nbig.f(1, 2)\n", "big.py": f"{defs}def f(a, b):\n{body}"},
+    )
+    index = ContextIndex(root, settings=ContextSettings(max_tokens=64), use_git=False)
+    packed = index.context_for(root / "a.py")
+    assert packed.files == (("big.py", "def f(a, b):\n    ...\n"),)
+
+
+def test_names_typed_later_do_not_change_a_rebuilt_pack(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(100))
+    root = make_workspace(
+        tmp_path,
+        {
+            "a.py": "import big\n\nbig.f(1)\n",
+            "big.py": f"def f(a):\n{body}\n\ndef g(a):\n{body}",
+            "other.py": "",
+        },
+    )
+    editor = Editor()
+    a = root / "a.py"
+    editor.texts[a] = "import big\n\nbig.f(1)\n"
+    index = ContextIndex(
+        root, open_text=editor, settings=ContextSettings(max_tokens=64), use_git=False
+    )
+    first = index.context_for(a)
+    editor.texts[a] += "big.g(2)\n"
+    index.notify_changed(a)
+    index.notify_changed(root / "big.py")  # a rebuild for another reason
+    assert index.context_for(a) is first
 
 
 def test_secret_files_are_never_context_nor_current(root: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegemma_lsp.context.outline import outline
+from codegemma_lsp.context.outline import definition_name, outline
 from codegemma_lsp.syntax.languages import default_registry
 
 PYTHON = '''"""Module doc."""
@@ -49,7 +49,6 @@ LIMIT = 3
 def run(a: int,
         b: str) -> None:
     """Run it."""
-    ...
 
 class Greeter(Base):
     """Greets."""
@@ -207,10 +206,88 @@ def test_long_docstrings_keep_their_summary() -> None:
     source = f'def f():\n    """Summary.\n\n{body}\n    """\n    return 1\n'
     spec = default_registry().by_name("python")
     assert spec is not None
-    assert outline(spec, source.encode()) == 'def f():\n    """Summary.\n    """\n    ...\n'
+    assert outline(spec, source.encode()) == 'def f():\n    """Summary.\n    """\n'
 
 
 def test_a_file_without_definitions_has_no_outline() -> None:
     spec = default_registry().by_name("python")
     assert spec is not None
     assert outline(spec, b"x = 1\ny = 2\n") == ""
+
+
+FOCUS_SOURCE = """import os
+
+Limit = int
+OTHER = 2
+
+
+class Greeter:
+    \"\"\"Greets.\"\"\"
+
+    def greet(self) -> str:
+        return "hi"
+
+    def wave(self) -> None:
+        pass
+
+
+class Registry:
+    def lookup(self, key: str) -> int:
+        return 1
+
+    def drop(self) -> None:
+        pass
+
+
+def helper(x: Limit) -> int:
+    return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("focus", "expected"),
+    [
+        pytest.param(
+            {"Greeter"},
+            'class Greeter:\n    """Greets."""\n\n    def greet(self) -> str:\n        ...\n\n'
+            "    def wave(self) -> None:\n        ...\n",
+            id="a-class-by-name-keeps-all-members",
+        ),
+        pytest.param(
+            {"lookup"},
+            "class Registry:\n    def lookup(self, key: str) -> int:\n        ...\n",
+            id="a-method-by-name-keeps-its-class-header",
+        ),
+        pytest.param(
+            {"helper", "Limit"},
+            "Limit = int\n\ndef helper(x: Limit) -> int:\n    ...\n",
+            id="functions-and-short-statements-that-mention-a-name",
+        ),
+        pytest.param({"os", "nothing"}, "", id="imports-go"),
+    ],
+)
+def test_focused_outline(focus: set[str], expected: str) -> None:
+    spec = default_registry().by_name("python")
+    assert spec is not None
+    assert outline(spec, FOCUS_SOURCE.encode(), focus=frozenset(focus)) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "name"),
+    [
+        pytest.param("c", "static int add(int a) { return a; }\n", "add", id="c-function"),
+        pytest.param("c", "int *mk(void) { return 0; }\n", "mk", id="c-pointer-function"),
+        pytest.param("c", "typedef struct { int a; } Pair;\n", "Pair", id="c-typedef"),
+        pytest.param("rust", "impl Foo { }\n", "Foo", id="rust-impl"),
+        pytest.param("go", "package p\ntype S struct{}\n", "S", id="go-type"),
+        pytest.param("javascript", "const f = () => {};\n", "f", id="js-arrow"),
+        pytest.param("javascript", "export function g() {}\n", "g", id="js-export"),
+        pytest.param("python", "@d\ndef h():\n    pass\n", "h", id="python-decorated"),
+    ],
+)
+def test_definition_name(language: str, source: str, name: str) -> None:
+    spec = default_registry().by_name(language)
+    assert spec is not None
+    tree = spec.parser().parse(source.encode())
+    node = tree.root_node.named_children[-1]
+    assert definition_name(node) == name

@@ -31,6 +31,22 @@ def test_python_extraction_groups_names_with_their_module() -> None:
     )
 
 
+def test_javascript_extraction_keeps_the_names_taken() -> None:
+    spec = default_registry().by_name("typescript")
+    assert spec is not None
+    source = (
+        b'import D, { a as b, c } from "./x";\nimport * as ns from "./y";\n'
+        b'export { q } from "./z";\nimport type { T } from "./t";\nconst m = require("./m");\n'
+    )
+    assert extract_imports(spec, source) == (
+        ImportRef("./x", ("D", "a", "c")),
+        ImportRef("./y"),
+        ImportRef("./z", ("q",)),
+        ImportRef("./t", ("T",)),
+        ImportRef("./m"),
+    )
+
+
 PYTHON: list[Case] = [
     ({"app.py": "import util\n", "util.py": "X = 1\n"}, "app.py", ["util.py"]),
     (

@@ -6,6 +6,8 @@ prefix and the text after it the suffix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,15 +38,25 @@ def run(language: str | None, document: str, generated: str, scope: Scope | None
     return truncate(prefix, generated, suffix, spec(language), scope=scope)
 
 
-def case(
-    id: str,
-    language: str | None,
-    document: str,
-    generated: str,
-    expected: str,
-    scope: Scope | None = None,
-) -> object:
-    return pytest.param(language, document, generated, expected, scope, id=id)
+@dataclass(frozen=True)
+class Case:
+    id: str
+    language: str | None
+    document: str
+    generated: str
+    expected: str
+    scope: Scope | None = None
+
+
+case = Case
+FIELDS = ("language", "document", "generated", "expected", "scope")
+
+
+def params(cases: list[Case]) -> list[object]:
+    return [
+        pytest.param(c.language, c.document, c.generated, c.expected, c.scope, id=c.id)
+        for c in cases
+    ]
 
 
 # Per language: (a) a run-on past the end of the block, (b) a repeated closing
@@ -547,7 +559,7 @@ PER_LANGUAGE = [
 ]
 
 
-@pytest.mark.parametrize(("language", "document", "generated", "expected", "scope"), PER_LANGUAGE)
+@pytest.mark.parametrize(FIELDS, params(PER_LANGUAGE))
 def test_per_language(
     language: str, document: str, generated: str, expected: str, scope: Scope | None
 ) -> None:
@@ -555,7 +567,7 @@ def test_per_language(
 
 
 def test_every_language_has_a_table() -> None:
-    covered = {param.values[0] for param in PER_LANGUAGE}  # type: ignore[attr-defined]
+    covered = {c.language for c in PER_LANGUAGE}
     assert covered >= set(default_registry().names)
 
 
@@ -575,9 +587,7 @@ UNKNOWN_LANGUAGE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("language", "document", "generated", "expected", "scope"), UNKNOWN_LANGUAGE
-)
+@pytest.mark.parametrize(FIELDS, params(UNKNOWN_LANGUAGE))
 def test_unknown_language_falls_back_to_lines(
     language: None, document: str, generated: str, expected: str, scope: Scope | None
 ) -> None:
@@ -692,7 +702,7 @@ BEHAVIOUR = [
         "package main\n\n█",
         "func sub(a, b int) int {\n\treturn a - b\n}\n"
         "\nfunc mul(a, b int) int {\n\treturn a * b\n}\n",
-        "func sub(a, b int) int {\n\treturn a - b\n}",
+        "func sub(a, b int) int {\n\treturn a - b\n}\n",
     ),
     case(
         "go-inner-block-then-function-end",
@@ -762,7 +772,7 @@ BEHAVIOUR = [
 ]
 
 
-@pytest.mark.parametrize(("language", "document", "generated", "expected", "scope"), BEHAVIOUR)
+@pytest.mark.parametrize(FIELDS, params(BEHAVIOUR))
 def test_behaviour(
     language: str, document: str, generated: str, expected: str, scope: Scope | None
 ) -> None:
@@ -837,7 +847,7 @@ EXTRAS = [
 
 
 def humaneval_like() -> list[object]:
-    params = []
+    found: list[object] = []
     for prompt, solution in SOLUTIONS:
         lines = solution.splitlines(keepends=True)
         spans = [(i, j) for i in range(len(lines)) for j in range(i, len(lines))]
@@ -859,10 +869,10 @@ def humaneval_like() -> list[object]:
             }
             for kind, generated in runs.items():
                 if generated != middle:
-                    params.append(
+                    found.append(
                         pytest.param(before, generated, after, middle, id=f"{name}-{i}-{j}-{kind}")
                     )
-    return params
+    return found
 
 
 @pytest.mark.parametrize(("prefix", "generated", "suffix", "middle"), humaneval_like())
@@ -985,3 +995,57 @@ def test_a_parse_past_the_deadline_leaves_the_rules_cut(monkeypatch: pytest.Monk
         prefix, "return 1\n\n\ndef g():\n    pass\n", suffix, spec("python")
     )
     assert (result.text, result.reason) == ("return 1", "unjudged")
+
+
+# How the kept text ends depends on where the cursor is.
+FINISHING = [
+    case(
+        "column-0-keeps-the-last-newline",
+        "python",
+        "def f():\n█    return x\n",
+        "    x = 1\n\n\ndef g():\n    pass\n",
+        "    x = 1\n",
+    ),
+    case(
+        "blank-rest-of-line-ends-at-the-last-character",
+        "python",
+        "def f():\n    █\n    return x\n",
+        "x = 1\n\n\ndef g():\n    pass\n",
+        "x = 1",
+    ),
+    case(
+        "rest-of-line-joins-the-last-line",
+        "python",
+        "def f(a):\n    return g(█)\n",
+        "a,\n             b\n\n\ndef h():\n    pass\n",
+        "a,\n             b",
+    ),
+    case(
+        "rest-of-line-keeps-the-indentation-it-needs",
+        "python",
+        "def f(a):\n    █return a\n",
+        "a += 1\n    return a\n\n\ndef h():\n    pass\n",
+        "a += 1\n    ",
+    ),
+    case(
+        "rest-of-line-is-not-moved-out-of-its-block",
+        "python",
+        "def f(a):\n    █return a\n",
+        "a += 1\n\n\ndef h():\n    pass\n",
+        "",
+    ),
+    case(
+        "repeated-suffix-mid-line",
+        "python",
+        "def f(a):\n    total = a +█\n    return total\n",
+        " 1\n    return total\n",
+        " 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(FIELDS, params(FINISHING))
+def test_finishing(
+    language: str, document: str, generated: str, expected: str, scope: Scope | None
+) -> None:
+    assert run(language, document, generated, scope) == expected
