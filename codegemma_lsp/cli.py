@@ -19,7 +19,7 @@ from codegemma_lsp import __version__
 
 log = logging.getLogger("codegemma_lsp")
 
-SUBCOMMANDS = ("serve", "complete", "eval")
+SUBCOMMANDS = ("serve", "complete", "prompt", "eval", "bench")
 
 
 def protect_stdout() -> BinaryIO:
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(complete)
     complete.set_defaults(func=run_complete)
 
+    from codegemma_lsp.context.prompt_cli import add_prompt_parser
+
+    add_prompt_parser(sub)
     try:
         from codegemma_lsp.evals.cli import add_eval_parser
     except ImportError:  # the eval extra is optional

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -141,10 +142,18 @@ def finish_completion(plan: CompletionPlan, raw: str, snapshot: DocumentSnapshot
 
 
 def run_completion(
-    backend: Backend, query: CompletionQuery, settings: Settings, cancel: CancelToken
+    backend: Backend,
+    query: CompletionQuery,
+    settings: Settings,
+    cancel: CancelToken,
+    context: Callable[[], tuple[tuple[str, str], ...]] | None = None,
 ) -> CompletionOutcome:
+    """Plan, generate and truncate. ``context`` gives the packed repository files; it is
+    called here, on the inference thread, because a cold build reads files."""
     started = time.perf_counter()
     plan = plan_completion(query, settings)
+    if plan.request is not None and context is not None:
+        plan = replace(plan, request=replace(plan.request, context=context()))
     planned = time.perf_counter()
     timings = {"plan": (planned - started) * 1000}
     if plan.request is None or cancel.cancelled:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
+from codegemma_lsp.context.settings import CONTEXT_RANGES, ContextSettings
 from codegemma_lsp.prompt import FimMode
 
 CommentScope = Literal["off", "line", "block"]
@@ -88,6 +89,7 @@ class Settings:
     fim: FimSettings = field(default_factory=FimSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -96,6 +98,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "fim": FimSettings,
     "completion": CompletionSettings,
     "engine": EngineSettings,
+    "context": ContextSettings,
     "log": LogSettings,
 }
 
@@ -110,6 +113,7 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("completion", "max_file_bytes"): (1024, 1 << 31),
     ("engine", "time_budget_ms"): (50, 600_000),
     ("engine", "snapshot_mb"): (0, 1 << 16),
+    **{("context", key): bounds for key, bounds in CONTEXT_RANGES.items()},
 }
 
 _LITERALS: dict[tuple[str, str], tuple[str, ...]] = {

@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -23,7 +24,14 @@ from pygls.uris import to_fs_path
 
 from codegemma_lsp import __version__
 from codegemma_lsp.config import Settings, SettingsSources, client_layer
-from codegemma_lsp.documents import Document, DocumentStore, PositionEncoding, TextChange
+from codegemma_lsp.context.index import ContextIndex
+from codegemma_lsp.documents import (
+    Document,
+    DocumentSnapshot,
+    DocumentStore,
+    PositionEncoding,
+    TextChange,
+)
 from codegemma_lsp.engine.host import HostStatus, ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
 from codegemma_lsp.privacy import is_secret_path
@@ -104,6 +112,8 @@ class CodeGemmaServer(LanguageServer):
         self.host = ModelHost(self.worker, self._on_host_status)
         self.service = CompletionService(self.host, self.worker, self.stats, lambda: self.settings)
         self.root_path: str | None = None
+        self.context_index: ContextIndex | None = None
+        self.service.context_files = self.context_files
         self._loop: asyncio.AbstractEventLoop | None = None
         self._progress_token: str | None = None
         self._load_task: asyncio.Future[None] | None = None
@@ -119,9 +129,44 @@ class CodeGemmaServer(LanguageServer):
         for problem in problems:
             log.warning("%s", problem)
             self.show(types.MessageType.Warning, f"codegemma-lsp: {problem}")
+        self.configure_context()
         if previous != settings.model:
             self.service.reset()
             self.start_loading()
+
+    def configure_context(self) -> None:
+        """One context index for the workspace root, when there is a root and it is enabled."""
+        settings = self.settings.context
+        if not settings.enabled or not self.root_path:
+            self.context_index = None
+        elif self.context_index is None:
+            self.context_index = ContextIndex(
+                Path(self.root_path), open_text=self.open_text, settings=settings
+            )
+        else:
+            self.context_index.configure(settings)
+
+    def open_text(self, path: Path) -> str | None:
+        """The editor's text of an open document, which wins over the file on disk."""
+        for uri in list(self.documents):
+            if to_fs_path(uri) == str(path):
+                document = self.documents.get(uri)
+                return document.text if document is not None else None
+        return None
+
+    def context_files(self, snapshot: DocumentSnapshot) -> tuple[tuple[str, str], ...]:
+        index, path = self.context_index, to_fs_path(snapshot.uri)
+        if index is None or path is None:
+            return ()
+        return index.context_for(Path(path)).files
+
+    def context_changed(self, uri: str, *, closed: bool = False) -> None:
+        index, path = self.context_index, to_fs_path(uri)
+        if index is None or path is None:
+            return
+        index.notify_changed(Path(path))
+        if closed:
+            index.forget(Path(path))
 
     def set_workspace_settings(self, value: Any) -> bool:
         """Take settings pushed by the client; False when they hold nothing for us."""
@@ -376,6 +421,7 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeGemmaServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.open_document(params.text_document)
+        ls.context_changed(params.text_document.uri)
         document = ls.documents.get(params.text_document.uri)
         if document is not None and ls.completion_refusal(document) is None:
             ls.service.prewarm(document, ls.relative_path(document.uri))
@@ -383,15 +429,24 @@ def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeGemmaServer, params: types.DidChangeTextDocumentParams) -> None:
         ls.change_document(params)
+        ls.context_changed(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CodeGemmaServer, params: types.DidSaveTextDocumentParams) -> None:
-        log.debug("saved %s", ls.relative_path(params.text_document.uri))
+        ls.context_changed(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
+        ls.context_changed(params.text_document.uri, closed=True)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: CodeGemmaServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        for change in params.changes:
+            ls.context_changed(change.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

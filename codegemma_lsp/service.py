@@ -32,7 +32,7 @@ from codegemma_lsp.completion import (
     run_completion,
 )
 from codegemma_lsp.config import Settings
-from codegemma_lsp.documents import Document
+from codegemma_lsp.documents import Document, DocumentSnapshot
 from codegemma_lsp.engine.base import CancelToken, Generation
 from codegemma_lsp.engine.host import ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
@@ -72,6 +72,16 @@ class CompletionService:
         self._windows: dict[str, tuple[int, Window]] = {}
         self._inflight: dict[str, asyncio.Task[Any]] = {}
         self._precomputed: dict[str, _Precompute] = {}
+        self.context_files: Callable[[DocumentSnapshot], tuple[tuple[str, str], ...]] | None = None
+        """Repository context for a document, set by the server when it has a workspace."""
+
+    def _context(
+        self, snapshot: DocumentSnapshot
+    ) -> Callable[[], tuple[tuple[str, str], ...]] | None:
+        provider = self.context_files
+        if provider is None:
+            return None
+        return lambda: provider(snapshot)
 
     # ----- requests -------------------------------------------------------------
 
@@ -116,8 +126,9 @@ class CompletionService:
                 outcome = await asyncio.shield(joined)
             else:
                 query = CompletionQuery(snapshot, cursor, path, self._previous_window(document))
+                context = self._context(snapshot)
                 future, token = self.worker.submit(
-                    uri, lambda cancel: run_completion(backend, query, settings, cancel)
+                    uri, lambda cancel: run_completion(backend, query, settings, cancel, context)
                 )
                 outcome = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -219,11 +230,13 @@ class CompletionService:
         if plan.request is None:
             return
         request = replace(plan.request, max_new_tokens=0, stop_check=None)
-        self.worker.submit(
-            f"prewarm:{document.uri}",
-            lambda cancel: backend.complete(request, cancel),
-            background=True,
-        )
+        context = self._context(snapshot)
+
+        def warm(cancel: CancelToken) -> Generation:
+            files = context() if context is not None else ()
+            return backend.complete(replace(request, context=files), cancel)
+
+        self.worker.submit(f"prewarm:{document.uri}", warm, background=True)
 
     def accepted(self, document: Document, suggestion_id: int, path: str | None) -> None:
         """After an accept, precompute the suggestion that follows the accepted text."""
@@ -237,9 +250,10 @@ class CompletionService:
             return
         snapshot = document.snapshot()
         query = CompletionQuery(snapshot, end, path, self._previous_window(document))
+        context = self._context(snapshot)
         future, _ = self.worker.submit(
             f"next:{document.uri}",
-            lambda cancel: run_completion(backend, query, settings, cancel),
+            lambda cancel: run_completion(backend, query, settings, cancel, context),
             background=True,
         )
         wrapped = asyncio.wrap_future(future)

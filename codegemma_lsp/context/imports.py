@@ -73,3 +73,23 @@ def extract_imports(
             taken = _js_names(owner)
         refs.append(ImportRef(_text(node), taken))
     return tuple(dict.fromkeys(refs))
+
+
+def imports_settled(spec: LanguageSpec, tree: tree_sitter.Tree) -> bool:
+    """Whether the imports parse cleanly, so that a change in them is meant, not half-typed.
+
+    Unsettled: the file's root is an error, a top-level error node exists (an unfinished
+    statement may have swallowed an import), or a top-level statement holding an import
+    has an error in it.
+    """
+    root = tree.root_node
+    if root.type == "ERROR" or any(child.type == "ERROR" for child in root.children):
+        return False
+    found = captures(spec, "imports", root, 0, root.end_byte).get("import", [])
+    for node in found:
+        top = node
+        while top.parent is not None and top.parent != root:
+            top = top.parent
+        if top.has_error:
+            return False
+    return True

@@ -9,7 +9,8 @@ same KV cache, until something it was built from changes:
   which stats what the packs used, and which ``context_for`` itself runs at most
   every ``recheck_seconds``);
 - the current file's *imports*: a keystroke in the current file only re-reads
-  its imports, and the pack stays as it is unless their resolved files differ.
+  its imports, and the pack stays as it is unless their resolved files differ
+  once they parse cleanly (a half-typed import changes nothing).
 
 A rebuild whose result equals the old pack keeps the old object, so a change that
 does not matter never costs the model a re-evaluation. Things inferred from the
@@ -26,13 +27,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tree_sitter
 
-from codegemma_lsp.context.imports import ImportRef, extract_imports
+from codegemma_lsp.context.imports import ImportRef, extract_imports, imports_settled
 from codegemma_lsp.context.lexical import code_identifiers
 from codegemma_lsp.context.outline import outline
 from codegemma_lsp.context.packer import EMPTY, Candidate, Measure, PackedContext, pack
@@ -106,7 +108,8 @@ class IndexStats:
     """Rebuilds (or import re-reads) that found the pack unchanged and kept it."""
     changed: int = 0
     """Rebuilds that produced a different pack."""
-    build_ms: list[float] = field(default_factory=list)
+    build_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    """Durations of the latest builds."""
 
 
 @dataclass
@@ -176,8 +179,18 @@ class ContextIndex:
             spec = self.registry.lookup(None, str(current))
             if text is None or spec is None:
                 return EMPTY
-            refs = extract_imports(spec, text.encode("utf-8", "surrogatepass"), tree)
-            if (
+            data = text.encode("utf-8", "surrogatepass")
+            if tree is None:
+                tree = spec.parser().parse(data)
+            refs = extract_imports(spec, data, tree)
+            if entry is not None and not imports_settled(spec, tree):
+                # Half-typed imports (or an error that swallowed some) must not flip the
+                # pack back and forth: keep what the last clean imports gave.
+                if not entry.stale:
+                    self.stats.kept += 1
+                    return entry.pack
+                refs = entry.refs
+            elif (
                 entry is not None
                 and not entry.stale
                 and self._same_imports(entry, spec, current, text, refs)
@@ -234,20 +247,25 @@ class ContextIndex:
         """Stat what the packs used; notify what changed behind the server's back."""
         with self._lock:
             self._last_check = self._clock()
-            changed: set[Path] = set()
+            reads: dict[Path, object] = {}
+            opened: dict[Path, int] = {}
+            missing: set[Path] = set()
             for entry in self._entries.values():
-                if entry.stale:
-                    continue
-                trail = entry.trail
-                for path, stamp in trail.reads.items():
-                    if disk_stamp(path) != stamp or self.workspace.open_text(path) is not None:
-                        changed.add(path)
-                for path, digest in trail.opened.items():
-                    if self.workspace.current_text_hash(path) != digest:
-                        changed.add(path)
-                for path, existed in trail.probes.items():
-                    if not existed and path.is_file():
-                        changed.add(path)
+                if not entry.stale:
+                    reads.update(entry.trail.reads)
+                    opened.update(entry.trail.opened)
+                    missing.update(p for p, existed in entry.trail.probes.items() if not existed)
+            changed = {
+                path
+                for path, stamp in reads.items()
+                if self.workspace.open_text(path) is not None or disk_stamp(path) != stamp
+            }
+            changed.update(
+                path
+                for path, digest in opened.items()
+                if self.workspace.current_text_hash(path) != digest
+            )
+            changed.update(path for path in missing if path.is_file())
             for path in sorted(changed):
                 self.notify_changed(path)
             return sorted(changed)

@@ -60,6 +60,8 @@ class ReplayOptions:
     """Closed loop only: send this many requests per session, spread evenly."""
     follow_probability: float = 0.3
     follow_chars: tuple[int, int] = (3, 10)
+    follow_gap_chars: int = 20
+    """Recorded characters typed after a follow before the user follows again."""
     accept_min_chars: int = 3
     seed: int = 0
     answer_timeout_s: float = 180.0
@@ -179,6 +181,7 @@ class SessionReplay:
         self.shown: RequestLog | None = None
         """The request whose first item is on screen."""
         self.follow_start: int | None = None
+        self.since_follow = options.follow_gap_chars
         self.replanned = False
         """The user changed what they do next: the next step's wait starts now."""
         self._typed: list[str] = []
@@ -275,7 +278,9 @@ class SessionReplay:
             self.cursor = step.offset
         elif step.kind == "type":
             self.edit(self.cursor, self.cursor, step.text, now)
-            self.log.typed_chars += len(step.text)
+            if self.follow_start is None:
+                self.log.typed_chars += len(step.text)
+                self.since_follow += len(step.text)
         elif step.kind == "backspace":
             self.edit(max(0, self.cursor - step.count), self.cursor, "", now)
         elif step.kind == "accept":
@@ -411,6 +416,8 @@ class SessionReplay:
         first_line = text.split("\n", 1)[0]
         if self.steps[0].kind != "type" or len(first_line.strip()) < 2:
             return
+        if self.since_follow < self.options.follow_gap_chars:
+            return
         if self.rng.random() < self.options.follow_probability:
             self.follow(first_line)
 
@@ -424,6 +431,7 @@ class SessionReplay:
         steps.append(_Step("undo", self.rng.uniform(0.8, 1.5) * scale))
         self.steps.extendleft(reversed(steps))
         self.follow_start = self.cursor
+        self.since_follow = 0
         self.replanned = True
         self.log.followed += 1
 

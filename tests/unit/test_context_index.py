@@ -80,6 +80,52 @@ def test_a_half_typed_import_that_resolves_nowhere_keeps_the_pack(root: Path) ->
     assert "other.py" in [rel for rel, _ in index.context_for(app).files]
 
 
+TS_BODY = "\nexport function run(a: number): number {\n  return a;\n}\n"
+
+
+@pytest.mark.parametrize(
+    ("rel", "head", "line", "helper", "helper_text"),
+    [
+        pytest.param(
+            "app.py",
+            "import os\n",
+            "from helper import triple\n",
+            "helper.py",
+            "def triple(x):\n    return 3 * x\n",
+            id="python",
+        ),
+        pytest.param(
+            "app.ts",
+            'import { x } from "./x";\n',
+            'import { triple } from "./helper";\n',
+            "helper.ts",
+            "export const triple = (x: number) => 3 * x;\n",
+            id="typescript",
+        ),
+    ],
+)
+def test_typing_an_import_changes_the_pack_once(
+    tmp_path: Path, rel: str, head: str, line: str, helper: str, helper_text: str
+) -> None:
+    body = TS_BODY if rel.endswith(".ts") else APP
+    files = {rel: head + body, helper: helper_text, "x.ts": "export const x = 1;\n"}
+    root = make_workspace(tmp_path, files)
+    editor = Editor()
+    current = root / rel
+    editor.texts[current] = head + body
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    packs = [index.context_for(current)]
+    for end in range(1, len(line) + 1):
+        # Each prefix of the line, as typed: half-typed imports must not flip the pack.
+        editor.texts[current] = head + line[:end] + ("\n" if end < len(line) else "") + body
+        index.notify_changed(current)
+        packed = index.context_for(current)
+        if packed is not packs[-1]:
+            packs.append(packed)
+    assert len(packs) == 2
+    assert helper in [r for r, _ in packs[-1].files]
+
+
 def test_a_typed_import_of_a_file_created_later_joins_the_pack(root: Path) -> None:
     editor = Editor()
     app = root / "app.py"

@@ -229,3 +229,26 @@ def test_the_workspace_defaults_to_the_nearest_git_folder(tmp_path: Path) -> Non
     assert find_workspace(root / "pkg" / "a.py") == root
     plain = make_workspace(tmp_path / "plain", {"b.py": ""})
     assert find_workspace(plain / "b.py") == plain
+
+
+def _prompt_wired() -> bool:
+    from codegemma_lsp import cli
+
+    return "prompt" in cli.SUBCOMMANDS
+
+
+@pytest.mark.skipif(not _prompt_wired(), reason="`prompt` is not wired into the CLI yet")
+def test_the_installed_command_prints_the_same_prompt(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = workspace_of(tmp_path, GO, False)
+    expected, _ = build_prompt_text(root / GO.app, *GO.cursor, workspace=root)
+    line, character = GO.cursor
+    argv = ["prompt", str(root / GO.app), "--line", str(line), "--character", str(character)]
+    done = subprocess.run(
+        [sys.executable, "-m", "codegemma_lsp", *argv, "--workspace", str(root)],
+        capture_output=True,
+        check=True,
+    )
+    assert done.stdout.decode("utf-8") == expected
