@@ -227,7 +227,10 @@ def _suffix_text(gen: Generated, ctx: CursorContext) -> Proposal:
         # Where the copy starts: as much of the suffix's leading blank as the text has.
         while start < at and not suffix.startswith(text[start:at]):
             start += 1
-        if suffix.startswith(text[start:]):
+        # A copy that starts inside deeper indentation is a different line (in Python,
+        # ``        return False`` is not the suffix's ``    return False``).
+        inside_indent = start > 0 and text[start - 1] in " \t"
+        if suffix.startswith(text[start:]) and not inside_indent:
             return Proposal(start, "suffix_overlap")
         at = text.find(head, at + 1)
     return _NONE

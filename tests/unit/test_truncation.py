@@ -769,6 +769,13 @@ BEHAVIOUR = [
         "println(x)",
     ),
     case("whitespace-only", "python", "def f():\n    █\n", "\n\n   \n", ""),
+    case(
+        "same-words-deeper-indent-is-not-the-suffix",
+        "python",
+        "def f(x):\n    if x:\n        if x > 1:\n            return True\n█    return False\n",
+        "        return False\n",
+        "        return False\n",
+    ),
 ]
 
 
