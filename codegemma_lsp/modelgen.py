@@ -208,6 +208,7 @@ def write_gemma_streamed(
     dtype: Literal["f32", "f16"] = "f16",
     name: str = "codegemma-bench",
     row_scales: Mapping[int, float] | None = None,
+    tensor_gains: Mapping[str, float] | None = None,
 ) -> Path:
     """Like :func:`write_gemma`, but makes and writes one tensor at a time.
 
@@ -216,6 +217,8 @@ def write_gemma_streamed(
     tensor. ``row_scales`` sets the scale of chosen embedding rows, relative to an
     ordinary row, in place of the silencing: with a tied output embedding, a row
     scaled above 1 makes greedy decoding pick its token now and then.
+    ``tensor_gains`` overrides the gain of a block tensor by its name within the
+    block (``"attn_q.weight"``); the defaults keep the blocks' output loud.
     """
     import gguf
     import numpy as np
@@ -234,7 +237,10 @@ def write_gemma_streamed(
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for _, tensor in _iter_gemma_tensors(rng, shape, vocabulary, float_type, row_scales):
+    tensors = _iter_gemma_tensors(
+        rng, shape, vocabulary, float_type, row_scales, tensor_gains or {}
+    )
+    for _, tensor in tensors:
         writer.write_tensor_data(tensor)
     writer.close()
     return path
@@ -313,6 +319,7 @@ def _iter_gemma_tensors(
     vocabulary: Vocabulary,
     float_type: np.dtype[Any],
     row_scales: Mapping[int, float] | None,
+    tensor_gains: Mapping[str, float],
 ) -> Iterator[tuple[str, npt.NDArray[Any]]]:
     """The tensors of :func:`_gemma_tensor_shapes`, made one at a time in ``float_type``."""
     import numpy as np
@@ -329,7 +336,11 @@ def _iter_gemma_tensors(
         token_embd[token] *= float_type.type(scale)
     yield "token_embd.weight", token_embd
     del token_embd
-    gains = {"attn_output.weight": _BLOCK_OUTPUT_GAIN, "ffn_down.weight": _BLOCK_OUTPUT_GAIN}
+    gains = {
+        "attn_output.weight": _BLOCK_OUTPUT_GAIN,
+        "ffn_down.weight": _BLOCK_OUTPUT_GAIN,
+        **tensor_gains,
+    }
     for tensor_name, rows, columns in _gemma_tensor_shapes(shape, n_vocab)[1:]:
         if rows == 0:
             yield tensor_name, np.ones(columns, dtype=np.float32)

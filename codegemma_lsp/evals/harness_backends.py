@@ -14,49 +14,22 @@ prompt request, truncation) like a model's:
 
 from __future__ import annotations
 
-from codegemma_lsp.engine.base import CancelToken, FimRequest, Generation
+from codegemma_lsp.engine.fake import FakeBackend
 
 
-class _CannedBackend:
-    """Returns ``text`` as the raw model output for every request."""
-
-    name = "canned"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.requests = 0
-        self._ready = False
-
-    def load(self) -> None:
-        self._ready = True
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
-        self.requests += 1
-        if cancel.cancelled:
-            return Generation(text="", stop_reason="cancelled")
-        return Generation(text=self.text, stop_reason="fim")
-
-    def close(self) -> None:
-        self._ready = False
-
-
-class OracleBackend(_CannedBackend):
+class OracleBackend(FakeBackend):
     """Harness backend: the canonical middle of one task (build one per task)."""
 
     name = "oracle"
 
     def __init__(self, middle: str) -> None:
-        super().__init__(middle)
+        super().__init__(middle, tokens=1)
 
 
-class EmptyBackend(_CannedBackend):
+class EmptyBackend(FakeBackend):
     """Harness backend: generates nothing, for the floor of a task set."""
 
     name = "empty"
 
     def __init__(self) -> None:
-        super().__init__("")
+        super().__init__("", tokens=1)

@@ -151,6 +151,9 @@ class RunFigures:
     evaluated_tokens: int | None
     reeval_tokens_per_typed_token: float | None
     cache_answer_rate: float | None
+    mean_prompt_tokens: float | None
+    mean_generated_tokens: float | None
+    """Over the model's answers: how long prompts and completions were."""
     overhead_p95_ms: float | None
     cancel_latency_p95_ms: float | None
     cancel_latency_source: str
@@ -217,6 +220,9 @@ def run_figures(
         if records is not None and answers
         else None
     )
+    model_answers = [r for r in answers if r.source == "model"]
+    prompts = [r.prompt_tokens for r in model_answers if r.prompt_tokens is not None]
+    generated = [r.generated_tokens for r in model_answers if r.generated_tokens is not None]
     overheads = [r.overhead_ms for r in records or [] if r.overhead_ms is not None]
     if stats.cancel_latencies_ms:
         cancels, cancel_source = stats.cancel_latencies_ms, "server"
@@ -235,6 +241,8 @@ def run_figures(
         evaluated_tokens=evaluated,
         reeval_tokens_per_typed_token=_ratio(evaluated, typed),
         cache_answer_rate=cache_rate,
+        mean_prompt_tokens=statistics.fmean(prompts) if prompts else None,
+        mean_generated_tokens=statistics.fmean(generated) if generated else None,
         overhead_p95_ms=percentile(overheads, 0.95),
         cancel_latency_p95_ms=percentile(cancels, 0.95) if cancels else None,
         cancel_latency_source=cancel_source,
@@ -285,6 +293,8 @@ def _details(figures: RunFigures) -> dict[str, Any]:
         "p95_latency_ms": _rounded(figures.p95_latency_ms),
         "typed_tokens": figures.typed_tokens,
         "evaluated_tokens": figures.evaluated_tokens,
+        "mean_prompt_tokens": _rounded(figures.mean_prompt_tokens),
+        "mean_generated_tokens": _rounded(figures.mean_generated_tokens),
         "cancel_latency_source": figures.cancel_latency_source,
         "peak_rss_mb": _rounded(figures.peak_rss_mb),
         "accepted": figures.accepted,
@@ -341,17 +351,18 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
         ("requests (ours)", "requests"),
         ("answered with items", "answered_with_items"),
         ("cancelled", "cancelled"),
+        ("mean prompt tokens", "mean_prompt_tokens"),
+        ("mean generated tokens", "mean_generated_tokens"),
         ("accepted", "accepted"),
         ("followed", "followed"),
     ):
         lines.append([label, *[_cell((r.get("ours") or {}).get(key)) for r in results], ""])
-    lines.append(
-        [
-            "baseline requests",
-            *[_cell((r.get("baseline") or {}).get("requests")) for r in results],
-            "",
-        ]
-    )
+    for label, key in (
+        ("baseline requests", "requests"),
+        ("baseline prompt tokens", "mean_prompt_tokens"),
+        ("baseline generated tokens", "mean_generated_tokens"),
+    ):
+        lines.append([label, *[_cell((r.get("baseline") or {}).get(key)) for r in results], ""])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))

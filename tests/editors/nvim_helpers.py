@@ -8,17 +8,16 @@ into the failure report.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.editors.processes import run_in_own_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "nvim"
@@ -105,11 +104,6 @@ def _log_tail(path: Path) -> str:
     )
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) < 300 else text[:300] + "..."
@@ -146,27 +140,9 @@ def run_scenario(
         },
     )
     command = [str(nvim.binary), "--headless", "--clean", "-n", "-u", str(SCRIPTS / script)]
-    # A session of its own, so that on timeout the whole group (nvim and the server it
-    # started) can be killed.
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        output, _ = process.communicate()
-    # Neovim may exit before the server it started has.
-    _kill_group(process.pid)
-    text = output.decode(errors="replace")
+    text, returncode = run_in_own_group(command, cwd=workdir, env=env, timeout_s=timeout_s)
     if result_file.exists():
         outcome = json.loads(result_file.read_text(encoding="utf-8"))
     else:
         outcome = {"ok": False, "error": f"nvim wrote no result (killed after {timeout_s} s?)"}
-    return ScenarioRun(outcome, workdir, log_files, process.returncode, text)
+    return ScenarioRun(outcome, workdir, log_files, returncode, text)

@@ -12,12 +12,10 @@ named by ``CODEGEMMA_EGLOT_DIR``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.editors.processes import run_in_own_group
 
 pytestmark = pytest.mark.editor
 
@@ -95,11 +95,6 @@ class ErtRun:
         return "\n".join(parts)
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
     emacs = shutil.which("emacs")
@@ -136,25 +131,9 @@ def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
     for file in ERT_FILES:
         command += ["-l", str(file)]
     command += ["-f", "ert-run-tests-batch-and-exit"]
-    # A session of its own, so that the server Emacs started dies with it.
-    process = subprocess.Popen(
-        command,
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        output, _ = process.communicate()
-    _kill_group(process.pid)
-    text = output.decode(errors="replace")
+    text, returncode = run_in_own_group(command, cwd=work, env=env, timeout_s=TIMEOUT_S)
     results = {name: status for status, name in _RESULT_LINE.findall(text)}
-    yield ErtRun(results, process.returncode, text, events, server_log)
+    yield ErtRun(results, returncode, text, events, server_log)
 
 
 def test_every_ert_test_ran(ert_run: ErtRun) -> None:

@@ -321,11 +321,19 @@ def test_summary_has_the_issues_keys_and_checks_the_targets() -> None:
     base_logs = [SessionLog("a", "file:///a", [_request(0, "", latency=2000)])]
     base = run_figures(base_logs, ServerStats(None, None), _count, peak_rss_mb=None)
     result = summary("psm", ours, base, model_mb=1564.0)
-    keys = (
-        "median_latency_ms p95_latency_ms baseline_median_latency_ms latency_ratio "
-        "reeval_tokens_per_typed_token cache_answer_rate overhead_p95_ms cancel_latency_p95_ms "
-        "peak_rss_mb model_mb mode"
-    ).split()
+    keys = [
+        "median_latency_ms",
+        "p95_latency_ms",
+        "baseline_median_latency_ms",
+        "latency_ratio",
+        "reeval_tokens_per_typed_token",
+        "cache_answer_rate",
+        "overhead_p95_ms",
+        "cancel_latency_p95_ms",
+        "peak_rss_mb",
+        "model_mb",
+        "mode",
+    ]
     assert list(result)[: len(keys)] == keys
     assert result["latency_ratio"] == pytest.approx(0.05)
     assert result["targets_met"] == {
