@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_prompt_parser(sub)
     try:
+        from codegemma_lsp.evals.bench_cli import add_bench_parser
+    except ImportError:  # the bench extra is optional
+        pass
+    else:
+        add_bench_parser(sub)
+    try:
         from codegemma_lsp.evals.cli import add_eval_parser
     except ImportError:  # the eval extra is optional
         pass

@@ -41,11 +41,16 @@ class ModelSettings:
     threads: int = 0
     """0 picks the number of physical cores."""
     batch: int = 256
+    mmap: bool = False
+    """Map the file instead of reading it. Off: llama.cpp repacks the weights for the CPU,
+    and with a mapped file both copies count, about 1 GB more peak memory for 2B."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class FimSettings:
-    mode: FimMode = "psm"
+    mode: FimMode = "psm-line"
+    """psm-line measured best in ``codegemma-lsp bench replay``: typing within a statement
+    changes only the prompt's tail."""
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     middle_tokens: int = 256

@@ -59,6 +59,7 @@ def make_backend(settings: ModelSettings, *, snapshot_mb: int = 256) -> Backend:
             n_ctx=settings.n_ctx,
             n_threads=settings.threads or None,
             n_batch=settings.batch,
+            use_mmap=settings.mmap,
             snapshot_bytes=snapshot_mb << 20,
         )
     raise ModelLoadError(f"unknown backend {kind!r}: use llama, fake[:SECONDS] or scripted:PATH")

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codegemma_lsp.engine import llama_log
 from codegemma_lsp.engine.base import (
@@ -76,7 +76,9 @@ class LlamaBackend:
         n_batch: int = DEFAULT_N_BATCH,
         flash_attn: bool = True,
         snapshot_bytes: int = 256 << 20,
+        use_mmap: bool = False,
     ) -> None:
+        self.use_mmap = use_mmap
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or physical_cores()
@@ -87,6 +89,9 @@ class LlamaBackend:
         self._fim: FimTokens | None = None
         self._pieces: dict[int, bytes] = {}
         self._snapshots = SnapshotStore(snapshot_bytes)
+        self._cancel: CancelToken | None = None
+        """The running call's cancel flag, which llama.cpp's abort callback reads."""
+        self._abort_callback: Any = None
         self._holder: str | None = None
         """The document whose prompt the live KV cache holds."""
 
@@ -129,6 +134,7 @@ class LlamaBackend:
                     n_threads_batch=self.n_threads,
                     n_batch=self.n_batch,
                     flash_attn=self.flash_attn,
+                    use_mmap=self.use_mmap,
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -143,6 +149,17 @@ class LlamaBackend:
         except ModelLoadError as exc:
             llm.close()
             raise ModelLoadError(f"{path} is not a CodeGemma model: {exc}") from None
+
+        # Checked by llama.cpp between graph nodes, so a cancel stops a prompt batch within
+        # milliseconds instead of after it (a 256-token batch is seconds on a laptop CPU).
+        def abort(_data: Any) -> bool:
+            cancel = self._cancel
+            # ``cancelled_at`` rather than ``cancelled``: this runs very often, and the
+            # loop's own checks (once per batch and per token) are the ones to count.
+            return cancel is not None and cancel.cancelled_at is not None
+
+        self._abort_callback = llama_cpp.ggml_abort_callback(abort)
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         with self._lock:
             previous, self._llm, self._fim, self._pieces = self._llm, llm, fim, {}
         if previous is not None:
@@ -161,7 +178,11 @@ class LlamaBackend:
             llm, fim = self._llm, self._fim
             if llm is None or fim is None:
                 raise BackendNotReady(f"{self.model_name} is not loaded")
-            return self._complete(llm, fim, request, cancel)
+            self._cancel = cancel
+            try:
+                return self._complete(llm, fim, request, cancel)
+            finally:
+                self._cancel = None
 
     def _complete(
         self, llm: llama_cpp.Llama, fim: FimTokens, request: FimRequest, cancel: CancelToken
@@ -275,8 +296,11 @@ class LlamaBackend:
                 batch = prompt[start : start + self.n_batch]
                 llm.eval(batch)
                 evaluated += len(batch)
-        except RuntimeError as exc:  # llama_decode failed; trust nothing in the cache
-            _forget_cache(llm)
+        except RuntimeError as exc:
+            if cancel.cancelled:  # the abort callback stopped llama_decode mid-batch
+                _drop_unfinished_batch(llm)
+                return evaluated
+            _forget_cache(llm)  # llama_decode failed; trust nothing in the cache
             raise EngineError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
         return evaluated
 
@@ -331,6 +355,9 @@ class LlamaBackend:
             try:
                 llm.eval([token])
             except RuntimeError as exc:
+                if cancel.cancelled:
+                    _drop_unfinished_batch(llm)
+                    return text, generated, "cancelled"
                 _forget_cache(llm)
                 raise EngineError(f"llama.cpp could not evaluate a token: {exc}") from exc
 
@@ -354,6 +381,14 @@ def single_line_end(text: str) -> int | None:
             return newline
         start = newline + 1
     return None
+
+
+def _drop_unfinished_batch(llm: llama_cpp.Llama) -> None:
+    """After an aborted ``llama_decode``: the micro-batches it finished stay in the KV cache
+    (llama.h), but ``Llama.eval`` counted none of them; drop them so both agree."""
+    import llama_cpp
+
+    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), 0, llm.n_tokens, -1)
 
 
 def _forget_cache(llm: llama_cpp.Llama) -> None:

@@ -46,6 +46,15 @@ LOAD_TIMEOUT_S = 300.0
 
 Progress = Callable[[str], None]
 
+_REPLAY_DESCRIPTION = """\
+Replays recorded typing sessions (Python, TypeScript, Go) through the real server
+over stdio, as Neovim 0.12 sends them, then the same sessions against a baseline
+(engine.kvReuse and engine.cache off: a fresh prompt per request), and prints the
+figures. The model is a GGUF of CodeGemma 2B's shapes with random weights, built
+once (a few minutes, ~7 GB of scratch disk) and cached under
+$XDG_CACHE_HOME/codegemma-lsp/bench. With --json the last line is the figures as
+JSON (with --mode all: one line per mode, then one holding them all)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
@@ -77,7 +86,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     replay = benches.add_parser(
         "replay",
         help="replay recorded typing sessions against the server, and against a baseline",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=_REPLAY_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("--json", action="store_true", help="end with a JSON line of the figures")

@@ -89,6 +89,8 @@ class RequestLog:
     text: str = ""
     """The first item's insert text."""
     command: dict[str, Any] | None = None
+    fresh: bool = False
+    """The answer arrived while the cursor and text were still those of the request."""
     superseded_at: float | None = None
     """When a newer request for the document (or a cancel) made this one stale."""
 
@@ -108,8 +110,6 @@ class SessionLog:
     followed: int = 0
     typed_chars: int = 0
     duration_s: float = 0.0
-    log_span: tuple[int, int] = (0, 0)
-    """The server's stderr lines written during this session."""
     reached_final_text: bool = False
     """Whether the document ended as the session's final text (it should)."""
 
@@ -218,7 +218,6 @@ class SessionReplay:
 
     def run(self) -> SessionLog:
         started = time.perf_counter()
-        first_log_line = len(self.server.stderr_lines)
         self.server.notify(
             "textDocument/didOpen",
             {
@@ -256,7 +255,6 @@ class SessionReplay:
         self.log.reached_final_text = self.text == self.session.final_text
         self.server.notify("textDocument/didClose", {"textDocument": {"uri": self.uri}})
         self.log.duration_s = time.perf_counter() - started
-        self.log.log_span = (first_log_line, len(self.server.stderr_lines))
         return self.log
 
     def drain(self) -> None:
@@ -384,7 +382,8 @@ class SessionReplay:
         command = found.get("command")
         request.command = command if isinstance(command, dict) else None
         self.shown = request
-        if not self.options.closed_loop and self.is_fresh(request):
+        request.fresh = self.is_fresh(request)
+        if request.fresh and not self.options.closed_loop:
             self.react(request)
 
     def is_fresh(self, shown: RequestLog) -> bool:

@@ -9,14 +9,18 @@ server with no records at all still gets its latencies measured here.
 Definitions:
 
 - latency: client-side, from sending a request to reading its answer, over
-  requests answered with an item;
+  the requests answered (not cancelled), with or without an item: a random
+  model's text is often cut to nothing, and that answer cost as much. Where
+  records carry the request's JSON-RPC ``id``, requests the server declined
+  without the model or the cache (``source: "none"``) are left out;
 - ``reeval_tokens_per_typed_token``: prompt tokens evaluated, summed over all
   records but each file's first, divided by the tokens of the text typed
   (inserted or deleted) between requests, summed over all requests but each
   file's first;
 - ``cache_answer_rate``: answers from the cache over answers (not cancelled)
   from the cache or the model;
-- ``overhead_p95_ms``: p95 over requests of the time spent outside llama.cpp;
+- ``overhead_p95_ms``: p95 of the time spent outside llama.cpp, over the
+  requests that were not cancelled;
 - ``cancel_latency_p95_ms``: p95 of how long a superseded request took to stop,
   as the server measured it, or else as the client saw it (from the newer
   request's sending to the old one's answer).
@@ -46,6 +50,7 @@ RSS_HEADROOM_MB = 400.0
 
 @dataclass(frozen=True)
 class ServerRecord:
+    request_id: int | None
     uri: str | None
     source: str | None
     prompt_tokens: int | None
@@ -72,7 +77,9 @@ def _integer(data: Mapping[str, Any], key: str) -> int | None:
 
 def parse_record(data: Mapping[str, Any]) -> ServerRecord:
     uri, source = data.get("uri"), data.get("source")
+    request_id = data.get("id", data.get("request_id"))
     return ServerRecord(
+        request_id=request_id if isinstance(request_id, int) else None,
         uri=uri if isinstance(uri, str) else None,
         source=source if isinstance(source, str) else None,
         prompt_tokens=_integer(data, "prompt_tokens"),
@@ -141,6 +148,8 @@ class RunFigures:
 
     requests: int
     answered_with_items: int
+    fresh_items: int
+    """Items that arrived before the user moved on, so the user could act on them."""
     empty: int
     cancelled: int
     errors: int
@@ -205,10 +214,18 @@ def run_figures(
     peak_rss_mb: float | None,
 ) -> RunFigures:
     requests = [request for log in logs for request in log.requests]
+    declined = {
+        (r.uri, r.request_id)
+        for r in stats.records or []
+        if r.request_id is not None and r.source == "none"
+    }
     latencies = [
         request.latency_ms
-        for request in requests
-        if request.outcome == "items" and request.latency_ms is not None
+        for log in logs
+        for request in log.requests
+        if request.outcome in ("items", "empty")
+        and request.latency_ms is not None
+        and (log.uri, request.id) not in declined
     ]
     outcomes = [request.outcome for request in requests]
     typed = typed_tokens(logs, count)
@@ -223,7 +240,10 @@ def run_figures(
     model_answers = [r for r in answers if r.source == "model"]
     prompts = [r.prompt_tokens for r in model_answers if r.prompt_tokens is not None]
     generated = [r.generated_tokens for r in model_answers if r.generated_tokens is not None]
-    overheads = [r.overhead_ms for r in records or [] if r.overhead_ms is not None]
+    # A cancelled request's record holds no measured overhead.
+    overheads = [
+        r.overhead_ms for r in records or [] if r.overhead_ms is not None and not r.cancelled
+    ]
     if stats.cancel_latencies_ms:
         cancels, cancel_source = stats.cancel_latencies_ms, "server"
     else:
@@ -231,6 +251,7 @@ def run_figures(
     return RunFigures(
         requests=len(requests),
         answered_with_items=outcomes.count("items"),
+        fresh_items=sum(1 for request in requests if request.fresh),
         empty=outcomes.count("empty"),
         cancelled=outcomes.count("cancelled"),
         errors=outcomes.count("error"),
@@ -285,6 +306,7 @@ def _details(figures: RunFigures) -> dict[str, Any]:
     return {
         "requests": figures.requests,
         "answered_with_items": figures.answered_with_items,
+        "fresh_items": figures.fresh_items,
         "empty": figures.empty,
         "cancelled": figures.cancelled,
         "errors": figures.errors,
@@ -350,6 +372,7 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     for label, key in (
         ("requests (ours)", "requests"),
         ("answered with items", "answered_with_items"),
+        ("items still fresh", "fresh_items"),
         ("cancelled", "cancelled"),
         ("mean prompt tokens", "mean_prompt_tokens"),
         ("mean generated tokens", "mean_generated_tokens"),

@@ -15,7 +15,8 @@
 ;;     server for `textDocument/inlineCompletion' (no eglot release has an
 ;;     inline-completion UI of its own, hence this file);
 ;;   - TAB accepts the ghost text (TAB does what it always did when there is
-;;     none), C-g dismisses it, and so does any edit that does not type the
+;;     none), M-f its next word and C-e the rest of its line (the rest stays
+;;     shown), C-g dismisses it, and so does any edit that does not type the
 ;;     ghost text's next characters;
 ;;   - the mode line shows whether the model is loading, ready or failed.
 ;;
@@ -406,6 +407,62 @@ after typing."
       (when (and command (jsonrpc-running-p server))
         (codegemma-lsp--execute server command)))))
 
+(defconst codegemma-lsp--accept-partial-command "codegemma.acceptPartial"
+  "The server's command that counts a partial accept.")
+
+(defun codegemma-lsp--next-part (text kind)
+  "The start of TEXT that a partial accept of KIND (`word' or `line') takes."
+  (let ((regexps
+         (if (eq kind 'word)
+             '("\\`[ \t\n]*[[:alnum:]_]+" "\\`[ \t\n]*[^[:alnum:]_ \t\n]+")
+           ;; At the end of a line, the line break and the next line: the key
+           ;; always moves on.
+           '("\\`\n?[^\n]*"))))
+    (or (cl-loop for regexp in regexps
+                 when (string-match regexp text) return (match-string 0 text))
+        text)))
+
+(defun codegemma-lsp--accept-part (kind)
+  "Insert the next KIND (`word' or `line') of the ghost text; show the rest."
+  (let ((ghost codegemma-lsp--current))
+    (unless ghost
+      (user-error "No CodeGemma completion is shown"))
+    (let* ((text (codegemma-lsp--ghost-text ghost))
+           (part (codegemma-lsp--next-part text kind)))
+      (if (>= (length part) (length text))
+          (codegemma-lsp-accept)
+        (goto-char (codegemma-lsp--ghost-anchor ghost))
+        (insert part)
+        ;; As when the part is typed: the ghost moves past it and keeps the rest.
+        (codegemma-lsp--follow ghost)
+        (codegemma-lsp--send-partial-accept ghost kind part)))))
+
+(defun codegemma-lsp--send-partial-accept (ghost kind part)
+  "Tell GHOST's server that PART, its next KIND, was accepted.
+The item's accept command names the suggestion."
+  (let* ((command (codegemma-lsp--ghost-command ghost))
+         (arguments (plist-get command :arguments))
+         (target (and (> (length arguments) 0) (elt arguments 0)))
+         (server (codegemma-lsp--ghost-server ghost)))
+    (when (and target (jsonrpc-running-p server))
+      (codegemma-lsp--execute
+       server
+       (list :command codegemma-lsp--accept-partial-command
+             :arguments (vector (list :uri (plist-get target :uri)
+                                      :id (plist-get target :id)
+                                      :kind (symbol-name kind)
+                                      :chars (length part))))))))
+
+(defun codegemma-lsp-accept-word ()
+  "Insert the next word of the ghost text and keep the rest shown."
+  (interactive)
+  (codegemma-lsp--accept-part 'word))
+
+(defun codegemma-lsp-accept-line ()
+  "Insert the rest of the ghost text's current line and keep the rest shown."
+  (interactive)
+  (codegemma-lsp--accept-part 'line))
+
 (defun codegemma-lsp--execute (server command)
   "Run the LSP COMMAND on SERVER without waiting for its result."
   ;; Not `eglot-execute-command' (obsolete in Emacs 30) nor `eglot-execute'
@@ -477,9 +534,13 @@ after typing."
 (defvar codegemma-lsp-mode-map
   (let ((map (make-sparse-keymap))
         (accept '(menu-item "" codegemma-lsp-accept :filter codegemma-lsp--when-shown))
-        (dismiss '(menu-item "" codegemma-lsp-dismiss :filter codegemma-lsp--when-shown)))
+        (dismiss '(menu-item "" codegemma-lsp-dismiss :filter codegemma-lsp--when-shown))
+        (word '(menu-item "" codegemma-lsp-accept-word :filter codegemma-lsp--when-shown))
+        (line '(menu-item "" codegemma-lsp-accept-line :filter codegemma-lsp--when-shown)))
     (define-key map (kbd "TAB") accept)
     (define-key map (kbd "<tab>") accept)
+    (define-key map (kbd "M-f") word)
+    (define-key map (kbd "C-e") line)
     (define-key map (kbd "C-g") dismiss)
     map)
   "Keys of `codegemma-lsp-mode'; each one acts only while ghost text is shown.")
@@ -489,9 +550,10 @@ after typing."
   "Show CodeGemma completions from codegemma-lsp as ghost text.
 
 After `codegemma-lsp-idle-delay' seconds without typing, the
-completion appears after point.  The Tab key accepts it and the
-key of `keyboard-quit' dismisses it; while none is shown, both keys
-do what they did before.  Typing its next characters keeps the
+completion appears after point.  The Tab key accepts it, M-f
+accepts its next word, C-e the rest of its line, and the key of
+`keyboard-quit' dismisses it; while none is shown, these keys do
+what they did before.  Typing its next characters keeps the
 rest shown; any other edit dismisses it.  `codegemma-lsp-complete'
 asks at once.
 

@@ -234,3 +234,33 @@ def test_plugin_without_inline_completion_offers_the_menu(nvim: Neovim, tmp_path
     # The whole text, not vim.lsp.completion's "add(1," (cut at the first space).
     assert values["line_after_tab"] == "total = " + SCRIPTED_OUTPUT, run.report()
     assert values["ghost"] is None, run.report()
+
+
+def test_plugin_accepts_the_next_word_and_keeps_showing_the_rest(
+    nvim: Neovim, tmp_path: Path
+) -> None:
+    workspace = make_workspace(tmp_path, "total = ")
+    cmd = server_command("--log-file", str(workspace.server_log), "-v")
+    params = {
+        **base_params(workspace, cmd, "total = "),
+        "settings": {"model": {"backend": f"scripted:{scripted_output(tmp_path)}"}},
+    }
+    run = run_scenario(
+        nvim,
+        "plugin_partial_accept.lua",
+        params,
+        tmp_path,
+        timeout_s=15,
+        log_files=[workspace.server_log],
+    )
+    values = check(run)
+    assert values["word_mapping"] == "codegemma: accept the next word of the ghost text", (
+        run.report()
+    )
+    assert values["ghost"]["text"] == SCRIPTED_OUTPUT, run.report()
+    assert values["line_after_word"] == "total = add", run.report()
+    assert values["cursor_after_word"] == [TARGET_LINE, len("total = add")], run.report()
+    assert values["ghost_after_word"]["text"] == "(1, 2)", run.report()
+    stats = values["stats"]
+    assert stats["accepted_partially"] == 1, run.report()
+    assert stats["accepted"] == 0, run.report()

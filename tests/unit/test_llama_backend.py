@@ -506,3 +506,22 @@ def test_max_new_tokens_zero_only_warms_the_cache(backend: LlamaBackend) -> None
     assert warm.text == "" and warm.generated_tokens == 0 and warm.evaluated_tokens > 0
     after = backend.complete(FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
     assert after.evaluated_tokens <= 1
+
+
+@pytest.mark.model
+def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path) -> None:
+    # One batch holds the whole prompt, so only llama.cpp's abort callback can stop it early.
+    backend = make_backend(tiny_model_path, n_batch=2048)
+    try:
+        cancel = CancelToken()
+        request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
+        timer = threading.Timer(0.001, cancel.cancel)
+        timer.start()
+        generation = backend.complete(request, cancel)
+        timer.join()
+        assert generation.stop_reason == "cancelled"
+        after = backend.complete(request, CancelToken())
+        assert after.stop_reason != "cancelled"
+        assert after.evaluated_tokens == after.prompt_tokens  # nothing half-done was kept
+    finally:
+        backend.close()

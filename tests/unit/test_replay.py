@@ -258,23 +258,37 @@ def test_reeval_leaves_out_each_files_first_request() -> None:
     assert figures.cache_answer_rate == pytest.approx(1 / 4)
 
 
-def test_latency_counts_answers_with_items_only() -> None:
+def test_latency_counts_answered_requests() -> None:
     requests = [
         _request(0, "", latency=1000),
         _request(1, "a", latency=3000),
-        _request(2, "b", outcome="empty", latency=1),
+        _request(2, "b", outcome="empty", latency=2),
         _request(3, "c", outcome="cancelled", latency=50, superseded_at=13.0 + 0.02),
     ]
     figures = run_figures(
         [SessionLog("a", "file:///a", requests)], ServerStats(None, None), _count, peak_rss_mb=None
     )
-    assert figures.median_latency_ms == pytest.approx(2000)
+    assert figures.median_latency_ms == pytest.approx(1000)
     assert figures.p95_latency_ms == pytest.approx(3000)
     assert (figures.answered_with_items, figures.empty, figures.cancelled) == (2, 1, 1)
     assert figures.cancel_latency_source == "client"
     assert figures.cancel_latency_p95_ms == pytest.approx(30, abs=0.01)
     assert figures.evaluated_tokens is None
     assert figures.reeval_tokens_per_typed_token is None
+
+
+def test_latency_leaves_out_requests_the_server_declined() -> None:
+    requests = [_request(0, "", latency=900), _request(1, "a", outcome="empty", latency=3)]
+    stats = parse_stats(
+        {
+            "records": [
+                _record("file:///a", 500, id=1),
+                _record("file:///a", 0, id=2, source="none"),
+            ]
+        }
+    )
+    figures = run_figures([SessionLog("a", "file:///a", requests)], stats, _count, peak_rss_mb=None)
+    assert figures.median_latency_ms == pytest.approx(900)
 
 
 def test_server_cancel_latencies_win_over_the_clients() -> None:

@@ -5,7 +5,8 @@
 // registers an InlineCompletionItemProvider for the server's
 // `inlineCompletionProvider`, and the item's `codegemma.accept` command for its
 // `executeCommandProvider`. The middleware times requests, drops them while
-// completions are toggled off, and keeps the suggest widget out of it.
+// completions are toggled off, keeps the suggest widget out of it, and remembers
+// the suggestion shown, so that accepting its next word can be counted.
 
 import * as os from "node:os";
 import { performance } from "node:perf_hooks";
@@ -30,6 +31,30 @@ import {
 const SECTION = "codegemma";
 const STATUS_NOTIFICATION = "codegemma/status";
 const RESTART_COMMAND = "codegemma.restart";
+const ACCEPT_WORD_COMMAND = "codegemma.acceptWord";
+/** The server's command on each item; its arguments name the suggestion. */
+const ACCEPT_COMMAND = "codegemma.accept";
+const ACCEPT_PARTIAL_COMMAND = "codegemma.acceptPartial";
+
+/** A suggestion as the server knows it: the argument of its item's accept command. */
+export interface SuggestionRef {
+  uri: string;
+  id: number;
+}
+
+type InlineResult = vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined;
+
+/** The suggestion VS Code shows of `result`: its first item, where it is the server's. */
+export function shownSuggestion(result: InlineResult): SuggestionRef | undefined {
+  const items = Array.isArray(result) ? result : (result?.items ?? []);
+  const command = items[0]?.command;
+  const target: unknown = command?.command === ACCEPT_COMMAND ? command.arguments?.[0] : undefined;
+  if (typeof target !== "object" || target === null) {
+    return undefined;
+  }
+  const { uri, id } = target as Partial<SuggestionRef>;
+  return typeof uri === "string" && typeof id === "number" ? { uri, id } : undefined;
+}
 
 class CodeGemma implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -43,6 +68,8 @@ class CodeGemma implements vscode.Disposable {
   private started: Promise<void> = Promise.resolve();
   /** Starts and stops run one after another, so that no client is left behind. */
   private lifecycle: Promise<void> = Promise.resolve();
+  /** The suggestion of the latest answered inline request, for a partial accept to name. */
+  private shown: SuggestionRef | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel("CodeGemma", { log: true });
@@ -57,6 +84,7 @@ class CodeGemma implements vscode.Disposable {
       vscode.commands.registerCommand(TOGGLE_COMMAND, () => this.toggle()),
       vscode.commands.registerCommand(SHOW_LOG_COMMAND, () => this.output.show(true)),
       vscode.commands.registerCommand(RESTART_COMMAND, () => this.restart()),
+      vscode.commands.registerCommand(ACCEPT_WORD_COMMAND, () => this.acceptWord()),
       vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
     );
   }
@@ -115,6 +143,7 @@ class CodeGemma implements vscode.Disposable {
           const result = await next(document, position, context, token);
           if (!token.isCancellationRequested) {
             this.update({ latencyMs: performance.now() - started });
+            this.shown = shownSuggestion(result);
           }
           return result;
         },
@@ -189,6 +218,31 @@ class CodeGemma implements vscode.Disposable {
       await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
     }
     this.output.info(`completions ${enabled ? "on" : "off"}`);
+  }
+
+  /** VS Code's own accept-next-word, then the server is told how much was taken. */
+  async acceptWord(): Promise<void> {
+    const shown = this.shown;
+    const editor = vscode.window.activeTextEditor;
+    const before = editor?.document.offsetAt(editor.selection.active);
+    await vscode.commands.executeCommand("editor.action.inlineSuggest.acceptNextWord");
+    const client = this.client;
+    if (shown === undefined || editor === undefined || before === undefined || !client?.isRunning()) {
+      return;
+    }
+    // The cursor ends after the inserted word; nothing moved means nothing was shown.
+    const chars = editor.document.offsetAt(editor.selection.active) - before;
+    if (chars <= 0) {
+      return;
+    }
+    try {
+      await client.sendRequest("workspace/executeCommand", {
+        command: ACCEPT_PARTIAL_COMMAND,
+        arguments: [{ uri: shown.uri, id: shown.id, kind: "word", chars }],
+      });
+    } catch (error) {
+      this.output.warn(`${ACCEPT_PARTIAL_COMMAND}: ${String(error)}`);
+    }
   }
 
   dispose(): void {

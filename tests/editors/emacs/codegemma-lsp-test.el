@@ -157,6 +157,27 @@
   (should (equal (buffer-string)
                  (concat codegemma-test--source "result = " codegemma-test--expected))))
 
+;; M-f and C-e here are the mode's only while a ghost is shown.
+(ert-deftest codegemma-lsp-test-accept-word-keeps-the-rest ()
+  (codegemma-test--reset)
+  (codegemma-test--type "result SPC = SPC")
+  (codegemma-test--fire-idle-timer)
+  (codegemma-test--await-ghost)
+  (let ((partial (plist-get (codegemma-test--stats) :accepted_partially)))
+    (should (eq (key-binding (kbd "M-f")) 'codegemma-lsp-accept-word))
+    (should (eq (key-binding (kbd "C-e")) 'codegemma-lsp-accept-line))
+    (codegemma-test--type "M-f")
+    (should (equal (buffer-string) (concat codegemma-test--source "result = add")))
+    (should (= (point) (point-max)))
+    (should (equal (codegemma-lsp-ghost-text) "(1, 2)"))
+    (should (equal (substring-no-properties (codegemma-test--overlay-text)) "(1, 2)"))
+    ;; The item's id went to the server with codegemma.acceptPartial.
+    (codegemma-test--wait
+     (lambda () (> (plist-get (codegemma-test--stats) :accepted_partially) partial))
+     10 "the server to count the partial accept"))
+  (codegemma-test--type "C-g")
+  (should (eq (key-binding (kbd "M-f")) 'forward-word)))
+
 (ert-deftest codegemma-lsp-test-non-matching-edit-dismisses ()
   (codegemma-test--reset)
   (codegemma-test--type "result SPC = SPC")
@@ -274,6 +295,16 @@
 
 
 ;;; Without a server
+
+(ert-deftest codegemma-lsp-test-next-part ()
+  (dolist (case '(("add(1, 2)" word "add")
+                  ("(1, 2)" word "(")
+                  ("  héllo wörld" word "  héllo")
+                  ("\n    return x" word "\n    return")
+                  ("   " word "   ")
+                  ("x = 1\ny = 2" line "x = 1")
+                  ("\ny = 2\nz" line "\ny = 2")))
+    (should (equal (codegemma-lsp--next-part (nth 0 case) (nth 1 case)) (nth 2 case)))))
 
 (ert-deftest codegemma-lsp-test-starts-eglot-only-in-its-modes ()
   (let* ((calls nil)

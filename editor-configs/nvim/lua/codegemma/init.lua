@@ -6,7 +6,9 @@
 --- })
 ---
 --- Neovim 0.12+ shows the completion as ghost text (vim.lsp.inline_completion):
---- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle.
+--- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle,
+--- <C-Right> accepts its next word and <C-Down> the rest of its line (each its usual
+--- motion when none is shown).
 --- Neovim 0.11 gets it in the completion menu instead (vim.lsp.completion), opened
 --- after a short pause in typing; <Tab> accepts the first entry there.
 --- :CodeGemmaStatus says whether the server is attached and whether its model is ready.
@@ -16,6 +18,7 @@ local api = vim.api
 local M = {}
 
 local NAME = 'codegemma'
+local ACCEPT_PARTIAL_COMMAND = 'codegemma.acceptPartial'
 local STATUS_METHOD = 'codegemma/status'
 -- Like vim.lsp.inline_completion's own debounce, so both modes ask the server as often.
 local MENU_DEBOUNCE_MS = 200
@@ -24,6 +27,8 @@ local MENU_DEBOUNCE_MS = 200
 ---@field accept string|false
 ---@field next string|false
 ---@field prev string|false
+---@field accept_word string|false
+---@field accept_line string|false
 
 ---@class codegemma.Options
 ---@field cmd string[] How to start the server.
@@ -54,7 +59,13 @@ M.defaults = {
   root_markers = { '.git' },
   settings = {},
   inline = nil,
-  keymaps = { accept = '<Tab>', next = '<M-]>', prev = '<M-[>' },
+  keymaps = {
+    accept = '<Tab>',
+    next = '<M-]>',
+    prev = '<M-[>',
+    accept_word = '<C-Right>',
+    accept_line = '<C-Down>',
+  },
 }
 
 ---@type codegemma.Options
@@ -131,6 +142,93 @@ function M.accept()
   return inline ~= nil and inline.get({ on_accept = apply_item })
 end
 
+--- The start of `remainder` that a partial accept of `kind` takes. Bytes of UTF-8
+--- sequences count as word characters, so "héllo" is one word.
+---@param remainder string
+---@param kind 'word'|'line'
+---@return string
+local function next_part(remainder, kind)
+  if kind == 'word' then
+    return remainder:match('^%s*[%w_\128-\255]+')
+      or remainder:match('^%s*[^%w_%s\128-\255]+')
+      or remainder
+  end
+  -- At the end of a line, the line break and the next line: a key press always moves on.
+  return remainder:match('^\n?[^\n]*')
+end
+
+--- Tells the server how much of its suggestion was taken; the item's accept command
+--- names the suggestion.
+---@param item vim.lsp.inline_completion.Item
+---@param kind 'word'|'line'
+---@param part string
+local function send_partial_accept(item, kind, part)
+  local client = vim.lsp.get_client_by_id(item.client_id)
+  local target = vim.tbl_get(item, 'command', 'arguments', 1)
+  if not client or type(target) ~= 'table' then
+    return
+  end
+  client:exec_cmd({
+    title = 'codegemma: accept partially',
+    command = ACCEPT_PARTIAL_COMMAND,
+    arguments = {
+      { uri = target.uri, id = target.id, kind = kind, chars = vim.fn.strchars(part) },
+    },
+  }, { bufnr = api.nvim_get_current_buf() })
+end
+
+--- Inserts the next word or the rest of the line of an item at the cursor. Neovim
+--- asks again after the edit, and the server answers the remainder from its cache.
+---@param item vim.lsp.inline_completion.Item
+---@param kind 'word'|'line'
+local function apply_part(item, kind)
+  local text = item.insert_text
+  if type(text) ~= 'string' then
+    apply_item(item)
+    return
+  end
+  local bufnr = api.nvim_get_current_buf()
+  local cursor = api.nvim_win_get_cursor(0)
+  local row, col = cursor[1] - 1, cursor[2]
+  -- What the buffer already holds of the item: the range's start up to the cursor.
+  local typed = ''
+  local start = item.range and item.range.start
+  if start and (start.row < row or start.row == row and start.col <= col) then
+    typed = table.concat(api.nvim_buf_get_text(bufnr, start.row, start.col, row, col, {}), '\n')
+  end
+  if not vim.startswith(text, typed) then
+    return
+  end
+  local remainder = text:sub(#typed + 1)
+  local part = next_part(remainder, kind)
+  if part == '' then
+    return
+  end
+  if part == remainder then
+    apply_item(item)
+    return
+  end
+  local lines = vim.split(part, '\n', { plain = true })
+  api.nvim_buf_set_text(bufnr, row, col, row, col, lines)
+  local last_col = (#lines == 1 and col or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { row + #lines, last_col })
+  send_partial_accept(item, kind, part)
+end
+
+--- Accepts the next word (`kind` 'word') or the rest of the line ('line') of the
+--- ghost text shown in the current buffer; the rest stays shown.
+---@param kind 'word'|'line'
+---@return boolean accepted false when no ghost text is shown
+function M.accept_partial(kind)
+  local inline = inline_module()
+  return inline ~= nil
+    and inline.get({
+      on_accept = function(item)
+        apply_part(item, kind)
+      end,
+    })
+end
+
 ---@param count integer
 function M.cycle(count)
   local inline = inline_module()
@@ -157,6 +255,12 @@ local function setup_ghost_text(bufnr)
   map('i', keys.accept, function()
     return M.accept() and '' or keys.accept
   end, bufnr, { expr = true, desc = 'codegemma: accept the ghost text' })
+  map('i', keys.accept_word, function()
+    return M.accept_partial('word') and '' or keys.accept_word
+  end, bufnr, { expr = true, desc = 'codegemma: accept the next word of the ghost text' })
+  map('i', keys.accept_line, function()
+    return M.accept_partial('line') and '' or keys.accept_line
+  end, bufnr, { expr = true, desc = 'codegemma: accept the rest of the line of the ghost text' })
   map('i', keys.next, function()
     M.cycle(1)
   end, bufnr, { desc = 'codegemma: next suggestion' })

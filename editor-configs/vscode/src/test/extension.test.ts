@@ -162,6 +162,37 @@ describe("inline completions", () => {
     assert.equal(asked, 1);
   });
 
+  it("accepts the next word and tells the server how much of which suggestion was taken", async () => {
+    const { extension, client } = await activate();
+    loaded = extension;
+    const shown = { insertText: "add(1, 2)", command: { command: "codegemma.accept", arguments: [{ uri: "file:///m.py", id: 7 }] } };
+    await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, live, async () => ({ items: [shown] }));
+    vscode.cursorOffset = 10;
+    vscode.effects.set("editor.action.inlineSuggest.acceptNextWord", () => {
+      vscode.cursorOffset += 3;
+    });
+    await vscode.commands.get("codegemma.acceptWord")?.();
+    assert.ok(vscode.executed.includes("editor.action.inlineSuggest.acceptNextWord"));
+    assert.deepEqual(client.requests, [
+      {
+        method: "workspace/executeCommand",
+        params: { command: "codegemma.acceptPartial", arguments: [{ uri: "file:///m.py", id: 7, kind: "word", chars: 3 }] },
+      },
+    ]);
+    // Nothing inserted (no suggestion shown by then): nothing counted.
+    vscode.effects.clear();
+    await vscode.commands.get("codegemma.acceptWord")?.();
+    assert.equal(client.requests.length, 1);
+  });
+
+  it("names no suggestion for items that are not the server's", async () => {
+    const { shownSuggestion }: ExtensionModule = require("../extension");
+    assert.equal(shownSuggestion([{ insertText: "x" } as never]), undefined);
+    assert.equal(shownSuggestion(null), undefined);
+    const other = { insertText: "x", command: { command: "other", title: "", arguments: [{ uri: "u", id: 1 }] } };
+    assert.equal(shownSuggestion([other as never]), undefined);
+  });
+
   it("keeps the server's textDocument/completion out of the suggest widget", async () => {
     const { extension, client } = await activate();
     loaded = extension;

@@ -34,6 +34,7 @@ export class FakeClient {
 
   readonly notifications = new Map<string, Listener<unknown>>();
   readonly sent: Array<{ method: string; params: unknown }> = [];
+  readonly requests: Array<{ method: string; params: unknown }> = [];
   private stateListeners: Array<Listener<{ oldState: number; newState: number }>> = [];
   running = false;
 
@@ -82,6 +83,11 @@ export class FakeClient {
     this.sent.push({ method: type.method, params });
   }
 
+  async sendRequest(method: string, params: unknown): Promise<null> {
+    this.requests.push({ method, params });
+    return null;
+  }
+
   /** What the server side would do: send a notification to the client. */
   notify(method: string, params: unknown): void {
     this.notifications.get(method)?.(params);
@@ -113,6 +119,10 @@ export class FakeVscode {
   readonly errors: string[] = [];
   readonly log: string[] = [];
   readonly items: FakeStatusBarItem[] = [];
+  /** The cursor's offset in the active editor's document. */
+  cursorOffset = 0;
+  /** What running a command does, e.g. moving the cursor. */
+  readonly effects = new Map<string, () => void>();
   private configListeners: Array<Listener<{ affectsConfiguration(section: string): boolean }>> = [];
 
   /** Change settings as a user would, and tell the listeners which ones changed. */
@@ -130,12 +140,23 @@ export class FakeVscode {
     }
   }
 
+  private activeEditor(): unknown {
+    const fake = this;
+    return {
+      document: { offsetAt: (position: { offset: number }) => position.offset },
+      get selection() {
+        return { active: { offset: fake.cursorOffset } };
+      },
+    };
+  }
+
   get item(): FakeStatusBarItem {
     return this.items[this.items.length - 1];
   }
 
   module(): unknown {
     const channel = (level: string) => (message: string) => this.log.push(`${level}: ${message}`);
+    const self = this;
     return {
       StatusBarAlignment: { Left: 1, Right: 2 },
       ThemeColor: class {
@@ -154,6 +175,9 @@ export class FakeVscode {
           this.items.push(item);
           return item;
         },
+        get activeTextEditor() {
+          return self.activeEditor();
+        },
         showErrorMessage: async (message: string) => {
           this.errors.push(message);
           return undefined;
@@ -166,6 +190,7 @@ export class FakeVscode {
         },
         executeCommand: async (id: string) => {
           this.executed.push(id);
+          this.effects.get(id)?.();
         },
       },
       workspace: {
