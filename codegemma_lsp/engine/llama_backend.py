@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 DEFAULT_N_CTX = 4096
 DEFAULT_N_BATCH = 256
+UBATCH = 64
 
 
 class LlamaBackend:
@@ -133,6 +134,8 @@ class LlamaBackend:
                     n_threads=self.n_threads,
                     n_threads_batch=self.n_threads,
                     n_batch=self.n_batch,
+                    # Small micro-batches: a cancel keeps every one finished before it.
+                    n_ubatch=min(self.n_batch, UBATCH),
                     flash_attn=self.flash_attn,
                     use_mmap=self.use_mmap,
                     verbose=False,
@@ -289,6 +292,7 @@ class LlamaBackend:
             reuse = 0
         llm.n_tokens = reuse
         evaluated = 0
+        batch: list[int] = []
         try:
             for start in range(reuse, len(prompt), self.n_batch):
                 if cancel.cancelled:
@@ -298,8 +302,7 @@ class LlamaBackend:
                 evaluated += len(batch)
         except RuntimeError as exc:
             if cancel.cancelled:  # the abort callback stopped llama_decode mid-batch
-                _drop_unfinished_batch(llm)
-                return evaluated
+                return evaluated + _keep_finished_ubatches(llm, batch)
             _forget_cache(llm)  # llama_decode failed; trust nothing in the cache
             raise EngineError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
         return evaluated
@@ -356,7 +359,7 @@ class LlamaBackend:
                 llm.eval([token])
             except RuntimeError as exc:
                 if cancel.cancelled:
-                    _drop_unfinished_batch(llm)
+                    _keep_finished_ubatches(llm, [token])
                     return text, generated, "cancelled"
                 _forget_cache(llm)
                 raise EngineError(f"llama.cpp could not evaluate a token: {exc}") from exc
@@ -383,12 +386,20 @@ def single_line_end(text: str) -> int | None:
     return None
 
 
-def _drop_unfinished_batch(llm: llama_cpp.Llama) -> None:
+def _keep_finished_ubatches(llm: llama_cpp.Llama, batch: list[int]) -> int:
     """After an aborted ``llama_decode``: the micro-batches it finished stay in the KV cache
-    (llama.h), but ``Llama.eval`` counted none of them; drop them so both agree."""
+    (llama.h) but ``Llama.eval`` counted none of them. Count them, so the next request
+    reuses that work, and drop anything past them; returns how many tokens were kept."""
     import llama_cpp
 
-    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), 0, llm.n_tokens, -1)
+    memory = llama_cpp.llama_get_memory(llm.ctx)
+    kept = int(llama_cpp.llama_memory_seq_pos_max(memory, 0)) + 1 - llm.n_tokens
+    kept = max(0, min(kept, len(batch)))
+    if kept:
+        llm.input_ids[llm.n_tokens : llm.n_tokens + kept] = batch[:kept]
+        llm.n_tokens += kept
+    llama_cpp.llama_memory_seq_rm(memory, 0, llm.n_tokens, -1)
+    return kept
 
 
 def _forget_cache(llm: llama_cpp.Llama) -> None:

@@ -525,3 +525,23 @@ def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path)
         assert after.evaluated_tokens == after.prompt_tokens  # nothing half-done was kept
     finally:
         backend.close()
+
+
+@pytest.mark.model
+def test_an_interrupted_batch_keeps_its_finished_micro_batches(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path, n_batch=2048)
+    try:
+        request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
+        full = backend.complete(request, CancelToken()).prompt_ms
+        backend.close()
+        backend.load()
+        cancel = CancelToken()
+        timer = threading.Timer(full / 2000, cancel.cancel)  # about halfway through
+        timer.start()
+        interrupted = backend.complete(request, cancel)
+        timer.join()
+        after = backend.complete(request, CancelToken())
+        # What the interrupted call finished is not evaluated again.
+        assert interrupted.evaluated_tokens + after.evaluated_tokens <= after.prompt_tokens + 1
+    finally:
+        backend.close()
