@@ -31,8 +31,8 @@ from codegemma_lsp.config import Settings, SettingsSources, client_layer, env_la
         ),
         pytest.param(
             [{"fim": {"mode": "zigzag"}}],
-            lambda s: s.fim.mode == "psm",
-            "must be one of psm",
+            lambda s: s.fim.mode == "psm-line",
+            "must be one of psm, psm-line, spm, spm2",
             id="bad-literal",
         ),
         pytest.param(

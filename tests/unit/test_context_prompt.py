@@ -188,7 +188,9 @@ def test_the_command_prints_only_the_prompt(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     root = workspace_of(tmp_path, PYTHON, HAS_GIT)
-    code = run_cli(["prompt", str(root / "app.py"), "--line", "4", "--character", "4"])
+    code = run_cli(
+        ["prompt", str(root / "app.py"), "--line", "4", "--character", "4", "--fim-mode", "psm"]
+    )
     out, _ = capfd.readouterr()
     assert code == 0
     assert out == (
