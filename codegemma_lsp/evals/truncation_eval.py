@@ -414,7 +414,7 @@ def run(args: argparse.Namespace, truncate: TruncateFn | None = None) -> int:
         limits=Limits(timeout_s=args.timeout),
         progress=_to_stderr,
     )
-    print(format_table(report))
+    sys.stdout.write(format_table(report) + "\n")
     if report.first_truncate_error:
         sys.stderr.write(f"first truncate error: {report.first_truncate_error}\n")
     if report.canonical_failures:
@@ -422,6 +422,6 @@ def run(args: argparse.Namespace, truncate: TruncateFn | None = None) -> int:
             "canonical solutions failed: the harness or machine is not working as it should\n"
         )
     if args.json:
-        print(json.dumps(report.as_json()))
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
     sys.stdout.flush()
     return 1 if report.canonical_failures else 0
