@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,22 @@ def _make_client() -> LanguageClient:
     return client
 
 
+@asynccontextmanager
+async def _server(
+    *command: str, configuration: dict[str, Any] | None = None
+) -> AsyncIterator[LanguageClient]:
+    """A client connected to a fresh server; shut down and stopped on the way out."""
+    client = _make_client()
+    if configuration is not None:
+        client.set_configuration(configuration)
+    await client.start_io(*command)
+    try:
+        yield client
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
 async def _inline(
     client: LanguageClient, uri: str, position: types.Position = CURSOR
 ) -> types.InlineCompletionList | None:
@@ -123,14 +141,9 @@ async def test_capabilities_advertised(fake_client: LanguageClient) -> None:
 async def test_position_encoding_negotiated(
     tmp_path: Path, offered: list[str] | None, chosen: str
 ) -> None:
-    client = _make_client()
-    await client.start_io(*SERVER, "--backend", "fake")
-    try:
+    async with _server(*SERVER, "--backend", "fake") as client:
         result = await _start(client, tmp_path, encodings=offered)
         assert result.capabilities.position_encoding == chosen
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_inline_completion_with_fake_backend(
@@ -209,9 +222,7 @@ async def test_position_past_the_end_is_clamped(
 
 
 async def test_newer_request_cancels_older(tmp_path: Path) -> None:
-    client = _make_client()
-    await client.start_io(*SERVER, "--backend", "fake:3")
-    try:
+    async with _server(*SERVER, "--backend", "fake:3") as client:
         await _start(client, tmp_path)
         uri = _open(client, tmp_path)
         await _wait_ready(client)
@@ -225,15 +236,10 @@ async def test_newer_request_cancels_older(tmp_path: Path) -> None:
         # its own 3 s rather than queueing behind a full first run.
         result = await asyncio.wait_for(second, 5.5)
         assert result is not None and result.items
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_bad_settings_fall_back_with_a_message(tmp_path: Path) -> None:
-    client = _make_client()
-    await client.start_io(*SERVER, "--backend", "fake")
-    try:
+    async with _server(*SERVER, "--backend", "fake") as client:
         await _start(
             client,
             tmp_path,
@@ -246,9 +252,6 @@ async def test_bad_settings_fall_back_with_a_message(tmp_path: Path) -> None:
         assert any("fim.mode" in t for t in texts), texts
         result = await _inline(client, uri)
         assert result is not None and result.items
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 # Random weights make random words; in a comment any words are whole syntax, so
@@ -259,9 +262,7 @@ COMMENT_CURSOR = types.Position(line=1, character=29)
 
 @pytest.mark.model
 async def test_inline_completion_with_tiny_model(tiny_model_path: Path, tmp_path: Path) -> None:
-    client = _make_client()
-    await client.start_io(*SERVER, "--model", str(tiny_model_path))
-    try:
+    async with _server(*SERVER, "--model", str(tiny_model_path)) as client:
         await _start(client, tmp_path)
         uri = _open(client, tmp_path, text=COMMENT_SOURCE)
         await _wait_ready(client)
@@ -275,9 +276,6 @@ async def test_inline_completion_with_tiny_model(tiny_model_path: Path, tmp_path
             )
         )
         assert isinstance(completion, types.CompletionList) and completion.items
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 @pytest.mark.parametrize(
@@ -292,9 +290,7 @@ async def test_load_failure_is_shown_and_server_keeps_serving(
     request: pytest.FixtureRequest, tmp_path: Path, fixture: str | None, expected: str
 ) -> None:
     model = tmp_path / "missing.gguf" if fixture is None else request.getfixturevalue(fixture)
-    client = _make_client()
-    await client.start_io(*SERVER, "--model", str(model))
-    try:
+    async with _server(*SERVER, "--model", str(model)) as client:
         await _start(client, tmp_path)
         uri = _open(client, tmp_path)
         for _ in range(200):
@@ -306,18 +302,14 @@ async def test_load_failure_is_shown_and_server_keeps_serving(
         assert str(model.name) in errors[0]
         result = await _inline(client, uri)
         assert result is not None and not result.items
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_settings_pulled_and_pushed_reload_the_model(tmp_path: Path) -> None:
     script = tmp_path / "out.txt"
     script.write_text("from_script()")
-    client = _make_client()
-    client.set_configuration({"codegemma": {"model": {"backend": "fake"}}})
-    await client.start_io(*SERVER)
-    try:
+    async with _server(
+        *SERVER, configuration={"codegemma": {"model": {"backend": "fake"}}}
+    ) as client:
         capabilities = types.ClientCapabilities(
             workspace=types.WorkspaceClientCapabilities(configuration=True),
         )
@@ -337,9 +329,6 @@ async def test_settings_pulled_and_pushed_reload_the_model(tmp_path: Path) -> No
         await _wait_ready(client)
         result = await _inline(client, uri)
         assert result is not None and result.items[0].insert_text == "from_script()"
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 def _insert(client: LanguageClient, uri: str, version: int, at: types.Position, text: str) -> None:
@@ -397,9 +386,7 @@ async def test_accept_precomputes_the_next_suggestion(
 
 
 async def test_stats_keep_per_request_records_and_cancel_latencies(tmp_path: Path) -> None:
-    client = _make_client()
-    await client.start_io(*SERVER, "--backend", "fake:1")
-    try:
+    async with _server(*SERVER, "--backend", "fake:1") as client:
         await _start(client, tmp_path)
         uri = _open(client, tmp_path)
         await _wait_ready(client)
@@ -411,6 +398,3 @@ async def test_stats_keep_per_request_records_and_cancel_latencies(tmp_path: Pat
         stats = await client.protocol.send_request_async("codegemma/stats", {"records": True})
         assert [r.cancelled for r in stats.records] == [True, False]
         assert stats.cancel_latency_ms.count == 1
-    finally:
-        await client.shutdown_session()
-        await client.stop()
