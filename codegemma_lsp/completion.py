@@ -9,7 +9,6 @@ server, the ``complete`` command and the HumanEval harness all go through
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,8 +21,6 @@ from codegemma_lsp.syntax.cutpoints import Window, WindowBudget, choose_window, 
 from codegemma_lsp.syntax.languages import LanguageSpec
 from codegemma_lsp.syntax.scope import Scope, completion_scope
 from codegemma_lsp.syntax.truncation import truncate, truncate_explained
-
-log = logging.getLogger(__name__)
 
 # A single line rarely needs more; the cap keeps a runaway line from costing a block's budget.
 SINGLE_LINE_MAX_TOKENS = 48
