@@ -117,6 +117,7 @@ class CodeGemmaServer(LanguageServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._progress_token: str | None = None
         self._load_task: asyncio.Future[None] | None = None
+        """Held so the event loop's weak reference is not the only one to a running load."""
         self._bad_message_reported = False
 
     # ----- settings and model -------------------------------------------------

@@ -7,6 +7,7 @@ truncation); only the text they "generate" is canned.
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 
 from codegemma_lsp.engine.base import CancelToken, FimRequest, Generation, ModelLoadError
@@ -27,7 +28,8 @@ class FakeBackend:
         self.text = text
         self.delay_s = delay_s
         self.tokens = max(1, tokens)
-        self.requests: list[FimRequest] = []
+        # Recent requests, for tests to inspect; bounded, since a fake may serve for hours.
+        self.requests: deque[FimRequest] = deque(maxlen=1000)
         self._ready = False
 
     def load(self) -> None:
