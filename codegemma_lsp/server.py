@@ -35,7 +35,7 @@ from codegemma_lsp.documents import (
 from codegemma_lsp.engine.host import HostStatus, ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
 from codegemma_lsp.privacy import is_secret_path
-from codegemma_lsp.service import Answer, CompletionService
+from codegemma_lsp.service import Answer, CompletionService, current_request_id
 from codegemma_lsp.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,12 @@ class CodeGemmaProtocol(LanguageServerProtocol):
         if is_request and self._shutdown and method != types.EXIT:
             self._send_error(msg_id, _INVALID_REQUEST, "server is shutting down")
             return
-        super().handle_message(message)
+        # An async handler's task copies the context here, so it sees its own id.
+        token = current_request_id.set(msg_id if is_request else None)
+        try:
+            super().handle_message(message)
+        finally:
+            current_request_id.reset(token)
 
     def _send_error(self, msg_id: Any, code: int, message: str) -> None:
         self._send_data(

@@ -11,7 +11,9 @@ It sits between the LSP handlers and the pipeline. For each request it:
 
 It also pre-warms a document's prompt when it opens and precomputes the next
 suggestion after an accept, both as background work that yields to requests.
-Every request leaves a :class:`~codegemma_lsp.stats.RequestRecord`.
+Every request leaves a :class:`~codegemma_lsp.stats.RequestRecord`, and so does
+each piece of background work: a cancelled job's record is written when the job
+stops, so the tokens it evaluated before it saw its cancel are counted too.
 No pygls here: the server translates LSP to these calls.
 """
 
@@ -21,6 +23,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,11 +40,14 @@ from codegemma_lsp.documents import Document, DocumentSnapshot
 from codegemma_lsp.engine.base import CancelToken, Generation
 from codegemma_lsp.engine.host import ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
-from codegemma_lsp.stats import RequestRecord, Stats
+from codegemma_lsp.stats import RequestRecord, Source, Stats
 from codegemma_lsp.suggestions import SuggestionStore
 from codegemma_lsp.syntax.cutpoints import Window
 
 log = logging.getLogger(__name__)
+
+current_request_id: ContextVar[int | str | None] = ContextVar("request_id", default=None)
+"""The JSON-RPC id of the request being handled: the server sets it, records carry it."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,18 @@ class CompletionService:
         if current is not None:
             self._inflight[uri] = current
         try:
-            return await self._complete(document, cursor, path, received)
+            return await self._complete(document, cursor, path, received, current_request_id.get())
         finally:
             if self._inflight.get(uri) is current:
                 del self._inflight[uri]
 
     async def _complete(
-        self, document: Document, cursor: int, path: str | None, received: float
+        self,
+        document: Document,
+        cursor: int,
+        path: str | None,
+        received: float,
+        request_id: int | str | None,
     ) -> Answer | None:
         settings = self.settings()
         uri = document.uri
@@ -111,7 +123,9 @@ class CompletionService:
             if hit is not None:
                 item, rest = hit
                 elapsed = (time.perf_counter() - received) * 1000
-                self.stats.record(RequestRecord(uri, "cache", elapsed, overhead_ms=elapsed))
+                self.stats.record(
+                    RequestRecord(uri, "cache", elapsed, overhead_ms=elapsed, request_id=request_id)
+                )
                 return Answer(rest, item.id)
         backend = self.host.backend
         if backend is None:
@@ -119,6 +133,7 @@ class CompletionService:
             return None
         snapshot = document.snapshot()
         joined = self._joinable_precompute(document, cursor)
+        job: Future[CompletionOutcome] | None = None
         token: CancelToken | None = None
         before_ms = (time.perf_counter() - received) * 1000
         try:
@@ -127,26 +142,58 @@ class CompletionService:
             else:
                 query = CompletionQuery(snapshot, cursor, path, self._previous_window(document))
                 context = self._context(snapshot)
-                future, token = self.worker.submit(
+                job, token = self.worker.submit(
                     uri, lambda cancel: run_completion(backend, query, settings, cancel, context)
                 )
-                outcome = await asyncio.wrap_future(future)
+                outcome = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
-            if token is not None:
-                token.cancel()
             total = (time.perf_counter() - received) * 1000
-            self.stats.record(RequestRecord(uri, "model", total, cancelled=True))
+            record = RequestRecord(uri, "model", total, cancelled=True, request_id=request_id)
+            if job is None or token is None:
+                self.stats.record(record)  # it joined background work, which records itself
+            else:
+                token.cancel()
+                self._record_when_stopped(job, record, snapshot.revision)
             raise
         after = time.perf_counter()
         self._remember_window(uri, snapshot.revision, outcome)
         if outcome.cancelled:
             # Superseded on the worker side before this task saw its cancel.
+            total = (time.perf_counter() - received) * 1000
+            record = RequestRecord(uri, "model", total, cancelled=True, request_id=request_id)
+            self.stats.record(_with_generation(record, outcome.generation))
             raise asyncio.CancelledError
-        self._record(uri, outcome, received, before_ms + (time.perf_counter() - after) * 1000)
+        handler_ms = before_ms + (time.perf_counter() - after) * 1000
+        self._record(uri, outcome, received, handler_ms, request_id)
         if not outcome.text:
             return None
         added = self.suggestions.add(uri, snapshot.text, cursor, outcome.text)
         return Answer(outcome.text, added.id)
+
+    def _record_when_stopped(
+        self, job: Future[CompletionOutcome], record: RequestRecord, revision: int
+    ) -> None:
+        """Record a cancelled job once it has stopped, with the tokens it evaluated.
+
+        Its window is remembered as well: its prompt, or the part evaluated before
+        the cancel, is what the KV cache now holds, so the next request should
+        keep that window's cuts.
+        """
+        loop = asyncio.get_running_loop()
+
+        def stopped(done: Future[CompletionOutcome]) -> None:
+            outcome = None if done.cancelled() or done.exception() is not None else done.result()
+            if outcome is None:
+                self.stats.record(record)
+                return
+            self.stats.record(_with_generation(record, outcome.generation))
+            self._remember_window(record.uri, revision, outcome)
+
+        def on_worker_thread(done: Future[CompletionOutcome]) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(stopped, done)
+
+        job.add_done_callback(on_worker_thread)
 
     def _joinable_precompute(
         self, document: Document, cursor: int
@@ -174,7 +221,12 @@ class CompletionService:
                 self._windows[uri] = (revision, outcome.plan.window)
 
     def _record(
-        self, uri: str, outcome: CompletionOutcome, received: float, handler_ms: float
+        self,
+        uri: str,
+        outcome: CompletionOutcome,
+        received: float,
+        handler_ms: float,
+        request_id: int | str | None,
     ) -> None:
         generation = outcome.generation or Generation("", "length")
         timings = outcome.timings_ms
@@ -192,6 +244,7 @@ class CompletionService:
             prompt_ms=generation.prompt_ms,
             generate_ms=generation.generate_ms,
             stop_reason=generation.stop_reason if outcome.generation else "-",
+            request_id=request_id,
         )
         self.stats.record(record)
         plan = outcome.plan
@@ -233,8 +286,12 @@ class CompletionService:
         context = self._context(snapshot)
 
         def warm(cancel: CancelToken) -> Generation:
+            started = time.perf_counter()
             files = context() if context is not None else ()
-            return backend.complete(replace(request, context=files), cancel)
+            generation = backend.complete(replace(request, context=files), cancel)
+            # On the inference thread: a deque append is atomic, so no hop to the loop.
+            self._record_background(document.uri, "prewarm", started, generation)
+            return generation
 
         self.worker.submit(f"prewarm:{document.uri}", warm, background=True)
 
@@ -259,15 +316,26 @@ class CompletionService:
         wrapped = asyncio.wrap_future(future)
         self._precomputed[document.uri] = _Precompute(snapshot.revision, end, wrapped)
 
+        started = time.perf_counter()
+
         def store(done: asyncio.Future[CompletionOutcome]) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
             outcome = done.result()
+            self._record_background(document.uri, "precompute", started, outcome.generation)
             self._remember_window(document.uri, snapshot.revision, outcome)
             if outcome.text and not outcome.cancelled:
                 self.suggestions.add(document.uri, snapshot.text, end, outcome.text)
 
         wrapped.add_done_callback(store)
+
+    def _record_background(
+        self, uri: str, source: Source, started: float, generation: Generation | None
+    ) -> None:
+        total = (time.perf_counter() - started) * 1000
+        cancelled = generation is not None and generation.stop_reason == "cancelled"
+        record = RequestRecord(uri, source, total, cancelled=cancelled)
+        self.stats.record(_with_generation(record, generation))
 
     def forget(self, uri: str) -> None:
         self.worker.cancel(uri)
@@ -288,3 +356,19 @@ class CompletionService:
         self.worker.cancel_all()
         for task in list(self._inflight.values()):
             task.cancel()
+
+
+def _with_generation(record: RequestRecord, generation: Generation | None) -> RequestRecord:
+    """``record`` with the token counts and llama.cpp time of ``generation``."""
+    if generation is None:
+        return record
+    return replace(
+        record,
+        llama_ms=generation.prompt_ms + generation.generate_ms,
+        prompt_tokens=generation.prompt_tokens,
+        evaluated_tokens=generation.evaluated_tokens,
+        generated_tokens=generation.generated_tokens,
+        prompt_ms=generation.prompt_ms,
+        generate_ms=generation.generate_ms,
+        stop_reason=generation.stop_reason,
+    )

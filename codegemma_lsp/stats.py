@@ -6,7 +6,10 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Source = Literal["model", "cache", "none"]
+Source = Literal["model", "cache", "none", "prewarm", "precompute"]
+"""Who answered a request; "prewarm" and "precompute" mark background work, not requests."""
+
+BACKGROUND: frozenset[Source] = frozenset({"prewarm", "precompute"})
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -36,6 +39,8 @@ class RequestRecord:
     generate_ms: float = 0.0
     stop_reason: str = "-"
     cancelled: bool = False
+    request_id: int | str | None = None
+    """The JSON-RPC id of the request (None for background work)."""
 
 
 @dataclass
@@ -53,7 +58,8 @@ class Stats:
         self.cancel_latencies_ms.append(ms)
 
     def summary(self, *, with_records: bool = False) -> dict[str, Any]:
-        answered = [r for r in self.records if not r.cancelled]
+        requests = [r for r in self.records if r.source not in BACKGROUND]
+        answered = [r for r in requests if not r.cancelled]
         latencies = [r.total_ms for r in answered]
         cancels = list(self.cancel_latencies_ms)
         result: dict[str, Any] = {
@@ -61,7 +67,7 @@ class Stats:
             "accepted": self.accepted,
             "accepted_partially": self.accepted_partially,
             "acceptance_rate": self.accepted / self.shown if self.shown else 0.0,
-            "requests": len(self.records),
+            "requests": len(requests),
             "cache_answers": sum(1 for r in answered if r.source == "cache"),
             "latency_ms": {
                 "count": len(latencies),

@@ -46,9 +46,9 @@ class FakeBackend:
     def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
         self.requests.append(request)
         started = time.perf_counter()
-        for _ in range(self.tokens):
+        for done in range(self.tokens):
             if cancel.cancelled:
-                return Generation(text="", stop_reason="cancelled")
+                return Generation(text="", stop_reason="cancelled", generated_tokens=done)
             if self.delay_s:
                 time.sleep(self.delay_s / self.tokens)
         if cancel.cancelled:

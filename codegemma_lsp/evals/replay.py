@@ -82,6 +82,8 @@ class RequestLog:
     """Text deleted since the previous request (backspace, undo)."""
     offset: int = 0
     """The cursor, as a code-point index, when the request was made."""
+    moved: bool = False
+    """The cursor was moved (not typed) somewhere since the previous request."""
     text_before: str = field(default="", repr=False)
     """The document's text before the cursor when the request was made."""
     answered_at: float | None = None
@@ -186,6 +188,7 @@ class SessionReplay:
         """The user changed what they do next: the next step's wait starts now."""
         self._typed: list[str] = []
         self._deleted: list[str] = []
+        self._moved = False
         self._virtual_now = 0.0
         self._fires = 0
         self._sampled: set[int] | None = None
@@ -273,6 +276,7 @@ class SessionReplay:
     def take_step(self, step: _Step, now: float) -> None:
         if step.kind == "move":
             self.leave_insert_mode()
+            self._moved = self._moved or step.offset != self.cursor
             self.cursor = step.offset
         elif step.kind == "type":
             self.edit(self.cursor, self.cursor, step.text, now)
@@ -346,10 +350,12 @@ class SessionReplay:
             typed_text="".join(self._typed),
             deleted_text="".join(self._deleted),
             offset=self.cursor,
+            moved=self._moved,
             text_before=self.text[: self.cursor],
         )
         self._typed.clear()
         self._deleted.clear()
+        self._moved = False
         self.log.requests.append(request)
         self.by_id[msg_id] = request
         if self.options.closed_loop:

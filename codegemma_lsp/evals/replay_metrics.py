@@ -13,10 +13,17 @@ Definitions:
   model's text is often cut to nothing, and that answer cost as much. Where
   records carry the request's JSON-RPC ``id``, requests the server declined
   without the model or the cache (``source: "none"``) are left out;
-- ``reeval_tokens_per_typed_token``: prompt tokens evaluated, summed over all
-  records but each file's first, divided by the tokens of the text typed
-  (inserted or deleted) between requests, summed over all requests but each
-  file's first;
+- ``reeval_tokens_per_typed_token``: prompt tokens evaluated, divided by the
+  tokens of the text typed (inserted or deleted) between requests, each file's
+  warm-up left out of both. Every evaluation counts: requests, the part of a
+  cancelled request evaluated before it stopped, pre-warming and precomputing.
+  A file's warm-up is its first request, and, when that one was cancelled, the
+  requests after it up to the first one answered (they carry on evaluating the
+  same cold prompt), with any background work done before that answer;
+- ``keystroke_reeval_tokens_per_typed_token``: the same, with each relocation
+  left out as well: the requests after the cursor was moved somewhere, up to
+  the first one answered there. It is what a keystroke costs where the user
+  types, apart from the cost of moving to a new place;
 - ``cache_answer_rate``: answers from the cache over answers (not cancelled)
   from the cache or the model;
 - ``overhead_p95_ms``: p95 of the time spent outside llama.cpp, over the
@@ -50,7 +57,7 @@ RSS_HEADROOM_MB = 400.0
 
 @dataclass(frozen=True)
 class ServerRecord:
-    request_id: int | None
+    request_id: int | str | None
     uri: str | None
     source: str | None
     prompt_tokens: int | None
@@ -79,7 +86,7 @@ def parse_record(data: Mapping[str, Any]) -> ServerRecord:
     uri, source = data.get("uri"), data.get("source")
     request_id = data.get("id", data.get("request_id"))
     return ServerRecord(
-        request_id=request_id if isinstance(request_id, int) else None,
+        request_id=request_id if isinstance(request_id, int | str) else None,
         uri=uri if isinstance(uri, str) else None,
         source=source if isinstance(source, str) else None,
         prompt_tokens=_integer(data, "prompt_tokens"),
@@ -159,6 +166,9 @@ class RunFigures:
     typed_tokens: int
     evaluated_tokens: int | None
     reeval_tokens_per_typed_token: float | None
+    keystroke_reeval_tokens_per_typed_token: float | None
+    relocations: int
+    tokens_per_relocation: float | None
     cache_answer_rate: float | None
     mean_prompt_tokens: float | None
     mean_generated_tokens: float | None
@@ -172,27 +182,80 @@ class RunFigures:
     duration_s: float
 
 
-def typed_tokens(logs: Iterable[SessionLog], count: Tokenizer) -> int:
-    """Tokens typed between requests, each session's first request left out."""
-    return sum(
-        count(request.typed_text) + count(request.deleted_text)
-        for log in logs
-        for request in log.requests[1:]
-    )
+@dataclass(frozen=True)
+class TokenAccount:
+    """Tokens typed and evaluated, split by what the user was doing."""
+
+    typed: int
+    evaluated: int | None
+    """Over everything but each file's warm-up (None: a record lacked its count)."""
+    relocation_typed: int
+    relocation_evaluated: int | None
+    """The part of ``typed`` and ``evaluated`` spent on relocations."""
+    relocations: int
 
 
-def evaluated_after_first(records: Sequence[ServerRecord]) -> int | None:
-    """Prompt tokens evaluated over all records but each document's first."""
-    seen: set[str | None] = set()
-    total = 0
+_ANSWERED = ("items", "empty")
+
+
+def _request_phases(log: SessionLog) -> dict[int, str]:
+    """Each request's phase: "warmup", "relocation" or "keystroke"."""
+    phases: dict[int, str] = {}
+    phase = "warmup"
+    for request in log.requests:
+        if request.moved and phase != "warmup":
+            phase = "relocation"
+        phases[request.id] = phase
+        if request.outcome in _ANSWERED:
+            phase = "keystroke"
+    return phases
+
+
+def token_account(
+    logs: Sequence[SessionLog], records: Sequence[ServerRecord] | None, count: Tokenizer
+) -> TokenAccount:
+    """Split typed and evaluated tokens into warm-up, relocation and keystroke parts.
+
+    Records are matched to requests by their JSON-RPC id. Background records
+    (and records of a server that sends no ids) take the phase of the last
+    request record of their file before them; a file's records before any such
+    record belong to its warm-up.
+    """
+    typed = relocation_typed = relocations = 0
+    phase_of: dict[tuple[str, int | str], str] = {}
+    for log in logs:
+        phases = _request_phases(log)
+        relocations += sum(1 for r in log.requests if r.moved and phases[r.id] == "relocation")
+        for request in log.requests:
+            phase_of[(log.uri, request.id)] = phases[request.id]
+            tokens = count(request.typed_text) + count(request.deleted_text)
+            if phases[request.id] != "warmup":
+                typed += tokens
+            if phases[request.id] == "relocation":
+                relocation_typed += tokens
+    if records is None:
+        return TokenAccount(typed, None, relocation_typed, None, relocations)
+    evaluated: int | None = 0
+    relocation_evaluated: int | None = 0
+    last_phase: dict[str | None, str] = {}
     for record in records:
-        if record.uri not in seen:
-            seen.add(record.uri)
+        phase = last_phase.get(record.uri, "warmup")
+        if record.request_id is not None and record.uri is not None:
+            phase = phase_of.get((record.uri, record.request_id), phase)
+            last_phase[record.uri] = phase
+        elif phase == "warmup" and record.source == "model" and not record.cancelled:
+            # No ids: a file's first answered model request ends its warm-up.
+            last_phase[record.uri] = "keystroke"
+        if phase == "warmup":
             continue
         if record.evaluated_tokens is None:
-            return None
-        total += record.evaluated_tokens
-    return total
+            evaluated = relocation_evaluated = None
+            continue
+        if evaluated is not None:
+            evaluated += record.evaluated_tokens
+        if phase == "relocation" and relocation_evaluated is not None:
+            relocation_evaluated += record.evaluated_tokens
+    return TokenAccount(typed, evaluated, relocation_typed, relocation_evaluated, relocations)
 
 
 def client_cancel_latencies(logs: Iterable[SessionLog]) -> list[float]:
@@ -228,9 +291,14 @@ def run_figures(
         and (log.uri, request.id) not in declined
     ]
     outcomes = [request.outcome for request in requests]
-    typed = typed_tokens(logs, count)
     records = stats.records
-    evaluated = evaluated_after_first(records) if records is not None else None
+    account = token_account(logs, records, count)
+    typed, evaluated = account.typed, account.evaluated
+    keystroke_evaluated = (
+        None
+        if evaluated is None or account.relocation_evaluated is None
+        else evaluated - account.relocation_evaluated
+    )
     answers = [r for r in records or [] if not r.cancelled and r.source in ("model", "cache")]
     cache_rate = (
         sum(1 for r in answers if r.source == "cache") / len(answers)
@@ -240,9 +308,11 @@ def run_figures(
     model_answers = [r for r in answers if r.source == "model"]
     prompts = [r.prompt_tokens for r in model_answers if r.prompt_tokens is not None]
     generated = [r.generated_tokens for r in model_answers if r.generated_tokens is not None]
-    # A cancelled request's record holds no measured overhead.
+    # A cancelled request's record holds no measured overhead; background work has none.
     overheads = [
-        r.overhead_ms for r in records or [] if r.overhead_ms is not None and not r.cancelled
+        r.overhead_ms
+        for r in records or []
+        if r.overhead_ms is not None and not r.cancelled and r.source in ("model", "cache", "none")
     ]
     if stats.cancel_latencies_ms:
         cancels, cancel_source = stats.cancel_latencies_ms, "server"
@@ -261,6 +331,11 @@ def run_figures(
         typed_tokens=typed,
         evaluated_tokens=evaluated,
         reeval_tokens_per_typed_token=_ratio(evaluated, typed),
+        keystroke_reeval_tokens_per_typed_token=_ratio(
+            keystroke_evaluated, typed - account.relocation_typed
+        ),
+        relocations=account.relocations,
+        tokens_per_relocation=_ratio(account.relocation_evaluated, account.relocations),
         cache_answer_rate=cache_rate,
         mean_prompt_tokens=statistics.fmean(prompts) if prompts else None,
         mean_generated_tokens=statistics.fmean(generated) if generated else None,
@@ -315,6 +390,11 @@ def _details(figures: RunFigures) -> dict[str, Any]:
         "p95_latency_ms": _rounded(figures.p95_latency_ms),
         "typed_tokens": figures.typed_tokens,
         "evaluated_tokens": figures.evaluated_tokens,
+        "keystroke_reeval_tokens_per_typed_token": _rounded(
+            figures.keystroke_reeval_tokens_per_typed_token, 3
+        ),
+        "relocations": figures.relocations,
+        "tokens_per_relocation": _rounded(figures.tokens_per_relocation),
         "mean_prompt_tokens": _rounded(figures.mean_prompt_tokens),
         "mean_generated_tokens": _rounded(figures.mean_generated_tokens),
         "cancel_latency_source": figures.cancel_latency_source,
@@ -374,6 +454,9 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
         ("answered with items", "answered_with_items"),
         ("items still fresh", "fresh_items"),
         ("cancelled", "cancelled"),
+        ("re-eval / typed at keystrokes", "keystroke_reeval_tokens_per_typed_token"),
+        ("relocations", "relocations"),
+        ("tokens per relocation", "tokens_per_relocation"),
         ("mean prompt tokens", "mean_prompt_tokens"),
         ("mean generated tokens", "mean_generated_tokens"),
         ("accepted", "accepted"),

@@ -36,6 +36,12 @@ boundary when it was chosen is still a safe place to cut. When a start no
 longer fits, it jumps forward to a fresh choice that fills at most
 ``jump_fill`` of its budget, so many keystrokes pass before it moves again.
 
+Relocation. When the cursor is not where ``previous`` left it (its cursor,
+carried through the edits, is elsewhere: the user moved), the suffix changes
+and is evaluated again anyway, so the middle is kept only while it fits
+``jump_fill`` of its budget. Keeping one that barely fits would cost a second
+re-evaluation of the suffix a few keystrokes later, when it overflows.
+
 Fresh choices (no usable ``previous``):
 
 - Middle: the outermost statement or definition that contains the cursor and
@@ -188,7 +194,8 @@ def choose_window(
     else:
         finder = _LineFinder(source, cursor)
     chooser = _Chooser(source, cursor, budget, measure, finder)
-    middle = chooser.middle(previous.middle if previous else None)
+    relocated = previous is not None and previous.cursor != cursor
+    middle = chooser.middle(previous.middle if previous else None, relocated=relocated)
     prefix = chooser.prefix(previous.prefix if previous else None, middle)
     suffix = chooser.suffix(previous.suffix if previous else None)
     return Window(prefix=prefix, middle=middle, suffix=suffix, cursor=cursor)
@@ -407,16 +414,17 @@ class _Chooser:
     def _target(self, limit: int) -> int:
         return max(0, int(limit * self.budget.jump_fill))
 
-    def middle(self, previous: Cut | None) -> Cut:
+    def middle(self, previous: Cut | None, *, relocated: bool = False) -> Cut:
         source, cursor = self.source, self.cursor
         limit = min(self.budget.middle_tokens, self.budget.prefix_tokens)
         if limit <= 0:
             return Cut(cursor, "cursor")
+        keep_limit = self._target(limit) if relocated else limit
         if (
             previous is not None
             and 0 <= previous.offset <= cursor
             and is_line_start(source, previous.offset)
-            and self._fits_before(previous.offset, limit)
+            and self._fits_before(previous.offset, keep_limit)
         ):
             return replace(previous, kept=True)
         lo = _earliest_fitting_line_start(source, cursor, self._target(limit), self.measure)

@@ -396,5 +396,11 @@ async def test_stats_keep_per_request_records_and_cancel_latencies(tmp_path: Pat
         with pytest.raises(Exception):  # noqa: B017 - the cancelled request's error
             await first
         stats = await client.protocol.send_request_async("codegemma/stats", {"records": True})
-        assert [r.cancelled for r in stats.records] == [True, False]
+        requests = [r for r in stats.records if r.source == "model"]
+        assert [r.cancelled for r in requests] == [True, False]
+        # Each carries its JSON-RPC id, and the cancelled one the work done before its
+        # cancel: written when its job stopped, not when its request was cancelled.
+        ids = {r.request_id for r in requests}
+        assert None not in ids and len(ids) == 2, requests
+        assert requests[0].generated_tokens > 0, requests[0]
         assert stats.cancel_latency_ms.count == 1

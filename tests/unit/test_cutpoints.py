@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -295,6 +296,45 @@ def test_moving_the_cursor_back_above_the_window_starts_afresh() -> None:
     )
     assert again.prefix_start <= again.middle_start <= earlier
     assert not again.middle.kept
+
+
+RELOCATION_SOURCE = b"""def a():
+    x = 1
+    y = 2
+    z = 3
+    w = 4
+    v = 5
+    return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("moved_to_line", "kept"),
+    [
+        # The old middle (line 2) still fits jump_fill of the budget: kept.
+        (3, True),
+        # It fits the budget but not jump_fill of it: chosen afresh, further down.
+        (6, False),
+    ],
+)
+def test_after_a_relocation_the_middle_is_kept_only_within_jump_fill(
+    moved_to_line: int, kept: bool
+) -> None:
+    source = RELOCATION_SOURCE
+    lines = source.splitlines(keepends=True)
+    line_starts = [sum(len(x) for x in lines[:i]) for i in range(len(lines))]
+    budget = WindowBudget(prefix_tokens=1000, suffix_tokens=1000, middle_tokens=60, jump_fill=0.5)
+    first = line_starts[1] + 4  # typing at the start of "x = 1"
+    window = choose_window(None, source, first, budget, measure=len)
+    assert window.middle_start == line_starts[1]
+    moved = line_starts[moved_to_line] + 4
+    # Typed on: the same previous window is kept up to the full budget.
+    assert len(source[line_starts[1] : moved]) <= budget.middle_tokens
+    typed_on = replace(window, cursor=moved)
+    assert choose_window(None, source, moved, budget, previous=typed_on, measure=len).middle.kept
+    again = choose_window(None, source, moved, budget, previous=window, measure=len)
+    assert again.middle.kept is kept
+    assert (again.middle_start == line_starts[1]) is kept
 
 
 # --- edits ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from codegemma_lsp.evals.replay_metrics import (
     run_figures,
     summary,
     targets_met,
+    token_account,
 )
 from codegemma_lsp.evals.replay_session import (
     Event,
@@ -256,6 +257,52 @@ def test_reeval_leaves_out_each_files_first_request() -> None:
     assert figures.evaluated_tokens == 6
     assert figures.reeval_tokens_per_typed_token == pytest.approx(2.0)
     assert figures.cache_answer_rate == pytest.approx(1 / 4)
+
+
+def _ids(uri: str, *pairs: tuple[int | None, int], **extra: Any) -> list[dict[str, Any]]:
+    """Records of (request id, evaluated tokens); a None id is pre-warming."""
+    return [
+        _record(uri, evaluated, id=rid, **extra)
+        if rid is not None
+        else _record(uri, evaluated, source="prewarm")
+        for rid, evaluated in pairs
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "moved", "records", "expected"),
+    [
+        # A cancelled first request: the warm-up runs to the first answered one,
+        # pre-warming included, on both sides of the ratio.
+        (
+            ["cancelled", "items", "items", "empty"],
+            set(),
+            [(None, 300), (1, 100), (2, 50), (3, 2), (4, 4)],
+            {"typed": 2, "evaluated": 6, "relocation_evaluated": 0, "relocations": 0},
+        ),
+        # A cancelled request's work counts, and a move starts a relocation that
+        # lasts to the first answer after it.
+        (
+            ["items", "cancelled", "cancelled", "items", "empty"],
+            {3},
+            [(1, 500), (2, 7), (3, 90), (4, 40), (5, 3)],
+            {"typed": 4, "evaluated": 140, "relocation_evaluated": 130, "relocations": 1},
+        ),
+    ],
+)
+def test_token_account_splits_warm_up_relocations_and_keystrokes(
+    outcomes: list[str], moved: set[int], records: list[tuple[int | None, int]], expected: Any
+) -> None:
+    requests = [
+        _request(i, "word", outcome=outcome, moved=(i + 1) in moved)
+        for i, outcome in enumerate(outcomes)
+    ]
+    stats = parse_stats({"records": _ids("file:///a", *records)})
+    account = token_account([SessionLog("a", "file:///a", requests)], stats.records, _count)
+    assert account.typed == expected["typed"]
+    assert account.evaluated == expected["evaluated"]
+    assert account.relocation_evaluated == expected["relocation_evaluated"]
+    assert account.relocations == expected["relocations"]
 
 
 def test_latency_counts_answered_requests() -> None:
