@@ -105,6 +105,7 @@ def plan_completion(
         key=snapshot.uri,
         reuse_cache=settings.engine.kv_reuse,
         time_budget_ms=settings.engine.time_budget_ms,
+        lookup_tokens=settings.engine.prompt_lookup,
     )
     if scope is Scope.BLOCK:
         request = replace(request, stop_check=PastTheEnd(request, snapshot.language))

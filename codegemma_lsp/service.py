@@ -245,6 +245,8 @@ class CompletionService:
             generate_ms=generation.generate_ms,
             stop_reason=generation.stop_reason if outcome.generation else "-",
             request_id=request_id,
+            drafted_tokens=generation.drafted_tokens,
+            accepted_drafts=generation.accepted_drafts,
         )
         self.stats.record(record)
         plan = outcome.plan
@@ -371,4 +373,6 @@ def _with_generation(record: RequestRecord, generation: Generation | None) -> Re
         prompt_ms=generation.prompt_ms,
         generate_ms=generation.generate_ms,
         stop_reason=generation.stop_reason,
+        drafted_tokens=generation.drafted_tokens,
+        accepted_drafts=generation.accepted_drafts,
     )

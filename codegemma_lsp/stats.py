@@ -41,6 +41,8 @@ class RequestRecord:
     cancelled: bool = False
     request_id: int | str | None = None
     """The JSON-RPC id of the request (None for background work)."""
+    drafted_tokens: int = 0
+    accepted_drafts: int = 0
 
 
 @dataclass

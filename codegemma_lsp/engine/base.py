@@ -77,6 +77,8 @@ class FimRequest:
     reuse_cache: bool = True
     """False evaluates the whole prompt afresh (the benchmark's baseline)."""
     time_budget_ms: float | None = None
+    lookup_tokens: int = 0
+    """Prompt-lookup draft length for speculative decoding (0: off)."""
     stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
     """Called with the text so far at each line end; True stops at the syntactic end."""
 
@@ -96,6 +98,9 @@ class Generation:
     generated_tokens: int = 0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    drafted_tokens: int = 0
+    """Prompt-lookup draft tokens fed to the model, and of those, the ones it kept."""
+    accepted_drafts: int = 0
 
 
 class Backend(Protocol):

@@ -17,6 +17,9 @@ What this relies on in llama-cpp-python, none of it documented API:
   reused prefix (what ``Llama.generate`` does through ``_ctx.kv_cache_seq_rm``).
 - ``Llama.detokenize`` asserts a piece fits 32 bytes and would misread a longer
   one, so pieces are read with ``llama_token_to_piece`` directly.
+- ``Llama._batch.set_batch`` and ``Llama._ctx.decode``: checking a prompt-lookup
+  draft needs the logits of every token in its batch, which ``Llama.eval`` does
+  not ask for unless the whole model was made with ``logits_all``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import ctypes
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +43,7 @@ from codegemma_lsp.engine.base import (
     ModelLoadError,
     StopReason,
 )
+from codegemma_lsp.engine.lookup import draft_tokens
 from codegemma_lsp.engine.snapshots import Snapshot, SnapshotStore
 from codegemma_lsp.prompt import (
     END_OF_TURN,
@@ -162,6 +167,7 @@ class LlamaBackend:
             return cancel is not None and cancel.cancelled_at is not None
 
         self._abort_callback = llama_cpp.ggml_abort_callback(abort)
+        log.aborting = lambda: abort(None)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         with self._lock:
             previous, self._llm, self._fim, self._pieces = self._llm, llm, fim, {}
@@ -213,6 +219,7 @@ class LlamaBackend:
         evaluated = self._evaluate_prompt(llm, prompt, cancel)
         prompt_done = time.perf_counter()
         stop_reason: StopReason
+        drafts = _Drafts()
         if llm.n_tokens < len(prompt):
             text, generated, stop_reason = "", 0, "cancelled"
         elif max_new <= 0:  # a pre-warm: the prompt is in the cache, nothing to generate
@@ -224,7 +231,7 @@ class LlamaBackend:
                 else None
             )
             text, generated, stop_reason = self._generate(
-                llm, fim, request, max_new, cancel, deadline
+                llm, fim, request, max_new, cancel, deadline, prompt, drafts
             )
         return Generation(
             text=text,
@@ -234,6 +241,8 @@ class LlamaBackend:
             generated_tokens=generated,
             prompt_ms=(prompt_done - started) * 1000,
             generate_ms=(time.perf_counter() - prompt_done) * 1000,
+            drafted_tokens=drafts.drafted,
+            accepted_drafts=drafts.accepted,
         )
 
     def _switch_to(self, llm: llama_cpp.Llama, key: str | None) -> None:
@@ -314,12 +323,16 @@ class LlamaBackend:
         request: FimRequest,
         max_new: int,
         cancel: CancelToken,
-        deadline: float | None = None,
+        deadline: float | None,
+        prompt: list[int],
+        drafts: _Drafts,
     ) -> tuple[str, int, StopReason]:
         """Greedy decoding from the evaluated prompt: (text, tokens generated, stop reason).
 
         ``deadline`` (a ``perf_counter`` time) bounds generation, not the prompt: a
         cold prompt still gets evaluated, and is then warm for the next request.
+        With ``request.lookup_tokens``, each step also feeds a prompt-lookup draft
+        and keeps the tokens the model agrees with; the text is the same either way.
         """
         import llama_cpp
         import numpy as np
@@ -327,8 +340,11 @@ class LlamaBackend:
         n_vocab = llm.n_vocab()
         stop_ids = fim.stop_ids
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        history = list(prompt)
         text = ""
         generated = 0
+        # Logits to choose from: queued rows from a checked draft, else the last token's.
+        queued: list[int] = []
         while True:
             if generated >= max_new or llm.n_tokens >= self.n_ctx:
                 return text, generated, "length"
@@ -336,30 +352,55 @@ class LlamaBackend:
                 return text, generated, "cancelled"
             if deadline is not None and time.perf_counter() > deadline:
                 return text, generated, "time"
+            row = queued.pop(0) if queued else -1
             logits = np.ctypeslib.as_array(
-                llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,)
+                llama_cpp.llama_get_logits_ith(llm.ctx, row), shape=(n_vocab,)
             )
             token = int(np.argmax(logits))
+            if queued:
+                # The draft token after ``row`` is already in the cache: keep it only if
+                # the model chose it, else drop it and everything drafted after it.
+                drafted = llm.input_ids[llm.n_tokens - len(queued)]
+                if token == drafted:
+                    drafts.accepted += 1
+                else:
+                    _trim_cache(llm, llm.n_tokens - len(queued))
+                    queued = []
             if token in stop_ids:
+                if queued:
+                    _trim_cache(llm, llm.n_tokens - len(queued))
                 return text, generated, "eos" if token in (fim.eos, fim.end_of_turn) else "fim"
             generated += 1
+            history.append(token)
             # Bytes of a character split across tokens wait in the decoder; an
             # unfinished character at the end is dropped, not shown as U+FFFD.
             piece = decoder.decode(self._piece(llm, token))
             text += piece
+            finished: StopReason | None = None
             if "\n" in piece and request.stop_check is not None and request.stop_check(text):
-                return text, generated, "syntax"
-            if request.single_line:
-                end = single_line_end(text)
-                if end is not None:
-                    return text[:end], generated, "newline"
-            if generated >= max_new:
-                return text, generated, "length"
+                finished = "syntax"
+            elif request.single_line and (end := single_line_end(text)) is not None:
+                text, finished = text[:end], "newline"
+            elif generated >= max_new:
+                finished = "length"
+            if finished is not None:
+                if queued:
+                    _trim_cache(llm, llm.n_tokens - len(queued))
+                return text, generated, finished
+            if queued:
+                continue  # the token is a draft the model agreed with: already evaluated
+            draft = draft_tokens(history, min(request.lookup_tokens, max_new - generated))
+            draft = draft[: max(0, self.n_ctx - llm.n_tokens - 1)]
             try:
-                llm.eval([token])
+                if draft:
+                    drafts.drafted += len(draft)
+                    _eval_with_all_logits(llm, [token, *draft])
+                    queued = list(range(len(draft) + 1))  # row i: what follows batch[i]
+                else:
+                    llm.eval([token])
             except RuntimeError as exc:
                 if cancel.cancelled:
-                    _keep_finished_ubatches(llm, [token])
+                    _keep_finished_ubatches(llm, [token, *draft])
                     return text, generated, "cancelled"
                 _forget_cache(llm)
                 raise EngineError(f"llama.cpp could not evaluate a token: {exc}") from exc
@@ -370,6 +411,12 @@ class LlamaBackend:
             piece = _token_to_piece(llm, token)
             self._pieces[token] = piece
         return piece
+
+
+@dataclass
+class _Drafts:
+    drafted: int = 0
+    accepted: int = 0
 
 
 def single_line_end(text: str) -> int | None:
@@ -400,6 +447,23 @@ def _keep_finished_ubatches(llm: llama_cpp.Llama, batch: list[int]) -> int:
         llm.n_tokens += kept
     llama_cpp.llama_memory_seq_rm(memory, 0, llm.n_tokens, -1)
     return kept
+
+
+def _eval_with_all_logits(llm: llama_cpp.Llama, tokens: list[int]) -> None:
+    """``Llama.eval`` for one short batch, asking llama.cpp for every token's logits."""
+    llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+    llm._batch.set_batch(batch=tokens, n_past=llm.n_tokens, logits_all=True)
+    llm._ctx.decode(llm._batch)
+    llm.input_ids[llm.n_tokens : llm.n_tokens + len(tokens)] = tokens
+    llm.n_tokens += len(tokens)
+
+
+def _trim_cache(llm: llama_cpp.Llama, keep: int) -> None:
+    """Drop every cached token from position ``keep`` on."""
+    import llama_cpp
+
+    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), 0, keep, -1)
+    llm.n_tokens = keep
 
 
 def _forget_cache(llm: llama_cpp.Llama) -> None:

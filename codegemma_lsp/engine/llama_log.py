@@ -29,7 +29,7 @@ import ctypes
 import itertools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 logger = logging.getLogger("codegemma_lsp.llama")
@@ -58,6 +58,8 @@ class LlamaLog:
         self._last_serial = 0
         self._problems: collections.deque[tuple[int, int, str]] = collections.deque(maxlen=capacity)
         self._held: list[tuple[int, str]] | None = None
+        self.aborting: Callable[[], bool] | None = None
+        """True while a decode is being aborted on purpose: its error lines go to DEBUG."""
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -109,9 +111,13 @@ class LlamaLog:
         if not line.strip(" ."):  # progress dots
             return
         self._last_serial = next(self._serial)
-        if level in _PROBLEM_LEVELS:
-            self._problems.append((self._last_serial, level, line))
         logging_level = _TO_LOGGING.get(level, logging.DEBUG)
+        if level in _PROBLEM_LEVELS:
+            if self.aborting is not None and self.aborting():
+                # A cancelled decode: llama.cpp reports the abort as a failure, but it is none.
+                logging_level = logging.DEBUG
+            else:
+                self._problems.append((self._last_serial, level, line))
         if self._held is not None:
             self._held.append((logging_level, line))
         elif logger.isEnabledFor(logging_level):

@@ -67,6 +67,7 @@ class BenchConfig:
     baseline: bool = True
     sessions: tuple[str, ...] = ()
     seed: int = 0
+    prompt_lookup: int | None = None
 
 
 @dataclass
@@ -115,6 +116,12 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     replay.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     replay.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     replay.add_argument("--seed", type=int, default=0, help="seed of the simulated user")
+    replay.add_argument(
+        "--prompt-lookup",
+        type=int,
+        metavar="N",
+        help="engine.promptLookup for our run (draft tokens per step; default: the server's)",
+    )
     replay.set_defaults(func=run_replay_command)
 
 
@@ -137,6 +144,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         sessions=tuple(args.session),
         seed=args.seed,
+        prompt_lookup=args.prompt_lookup,
     )
     modes: list[str | None] = list(get_args(FimMode)) if args.mode == "all" else [args.mode]
     count = token_counter(model)
@@ -172,7 +180,8 @@ def run_benchmark(
     label = mode or "default"
     ours_options = ReplayOptions(time_scale=config.time_scale, seed=config.seed)
     progress(f"[{label}] replaying {len(sessions)} sessions in real time")
-    ours = run_server(config, sessions, _init_options(mode, baseline=False), ours_options, progress)
+    ours_init = _init_options(mode, baseline=False, prompt_lookup=config.prompt_lookup)
+    ours = run_server(config, sessions, ours_init, ours_options, progress)
     baseline = None
     warnings = list(ours.warnings)
     if config.baseline:
@@ -204,12 +213,19 @@ def run_benchmark(
     return result
 
 
-def _init_options(mode: str | None, *, baseline: bool) -> dict[str, Any]:
+def _init_options(
+    mode: str | None, *, baseline: bool, prompt_lookup: int | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if mode is not None:
         options["fim"] = {"mode": mode}
+    engine: dict[str, Any] = {}
     if baseline:
-        options["engine"] = {"kvReuse": False, "cache": False}
+        engine |= {"kvReuse": False, "cache": False}
+    if prompt_lookup is not None:
+        engine["promptLookup"] = prompt_lookup
+    if engine:
+        options["engine"] = engine
     return options
 
 

@@ -68,6 +68,9 @@ class ServerRecord:
     total_ms: float | None
     cancelled: bool
     cancel_latency_ms: float | None
+    generate_ms: float | None = None
+    drafted_tokens: int | None = None
+    accepted_drafts: int | None = None
 
 
 def _number(data: Mapping[str, Any], key: str) -> float | None:
@@ -97,6 +100,9 @@ def parse_record(data: Mapping[str, Any]) -> ServerRecord:
         total_ms=_number(data, "total_ms"),
         cancelled=bool(data.get("cancelled", False)),
         cancel_latency_ms=_number(data, "cancel_latency_ms"),
+        generate_ms=_number(data, "generate_ms"),
+        drafted_tokens=_integer(data, "drafted_tokens"),
+        accepted_drafts=_integer(data, "accepted_drafts"),
     )
 
 
@@ -173,6 +179,10 @@ class RunFigures:
     mean_prompt_tokens: float | None
     mean_generated_tokens: float | None
     """Over the model's answers: how long prompts and completions were."""
+    ms_per_generated_token: float | None
+    """Generation time over generated tokens, over the model's answers."""
+    draft_acceptance: float | None
+    """Prompt-lookup draft tokens the model kept, over those drafted (None: no drafts)."""
     overhead_p95_ms: float | None
     cancel_latency_p95_ms: float | None
     cancel_latency_source: str
@@ -308,6 +318,10 @@ def run_figures(
     model_answers = [r for r in answers if r.source == "model"]
     prompts = [r.prompt_tokens for r in model_answers if r.prompt_tokens is not None]
     generated = [r.generated_tokens for r in model_answers if r.generated_tokens is not None]
+    timed = [r for r in model_answers if r.generate_ms is not None and r.generated_tokens]
+    generate_ms = sum(r.generate_ms or 0.0 for r in timed)
+    drafted = sum(r.drafted_tokens or 0 for r in records or [])
+    accepted = sum(r.accepted_drafts or 0 for r in records or [])
     # A cancelled request's record holds no measured overhead; background work has none.
     overheads = [
         r.overhead_ms
@@ -339,6 +353,8 @@ def run_figures(
         cache_answer_rate=cache_rate,
         mean_prompt_tokens=statistics.fmean(prompts) if prompts else None,
         mean_generated_tokens=statistics.fmean(generated) if generated else None,
+        ms_per_generated_token=_ratio(generate_ms, sum(r.generated_tokens or 0 for r in timed)),
+        draft_acceptance=_ratio(accepted, drafted),
         overhead_p95_ms=percentile(overheads, 0.95),
         cancel_latency_p95_ms=percentile(cancels, 0.95) if cancels else None,
         cancel_latency_source=cancel_source,
@@ -397,6 +413,8 @@ def _details(figures: RunFigures) -> dict[str, Any]:
         "tokens_per_relocation": _rounded(figures.tokens_per_relocation),
         "mean_prompt_tokens": _rounded(figures.mean_prompt_tokens),
         "mean_generated_tokens": _rounded(figures.mean_generated_tokens),
+        "ms_per_generated_token": _rounded(figures.ms_per_generated_token),
+        "draft_acceptance": _rounded(figures.draft_acceptance, 3),
         "cancel_latency_source": figures.cancel_latency_source,
         "peak_rss_mb": _rounded(figures.peak_rss_mb),
         "accepted": figures.accepted,
@@ -459,6 +477,8 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
         ("tokens per relocation", "tokens_per_relocation"),
         ("mean prompt tokens", "mean_prompt_tokens"),
         ("mean generated tokens", "mean_generated_tokens"),
+        ("ms per generated token", "ms_per_generated_token"),
+        ("draft acceptance", "draft_acceptance"),
         ("accepted", "accepted"),
         ("followed", "followed"),
     ):

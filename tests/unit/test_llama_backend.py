@@ -95,6 +95,19 @@ def test_llama_log_defers_records_until_the_block_ends(caplog: pytest.LogCapture
         assert caplog.records[0].levelno == logging.WARNING
 
 
+def test_llama_log_demotes_the_errors_of_an_abort(caplog: pytest.LogCaptureFixture) -> None:
+    log = llama_log.LlamaLog()
+    mark = log.mark()
+    aborting = [True]
+    log.aborting = lambda: aborting[0]
+    with caplog.at_level(logging.DEBUG, logger="codegemma_lsp.llama"):
+        log.feed(4, "decode: failed to decode, ret = 2\n")
+        aborting[0] = False
+        log.feed(4, "real trouble\n")
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG, logging.WARNING]
+    assert log.problems_since(mark) == ["real trouble"]
+
+
 @pytest.mark.parametrize(
     ("problems", "reason"),
     [
@@ -244,6 +257,35 @@ def test_cache_reuse_gives_what_a_fresh_model_gives(tiny_model_path: Path) -> No
             assert fresh.complete(request, CancelToken()).text == generation.text
         finally:
             fresh.close()
+
+
+@pytest.mark.model
+def test_prompt_lookup_drafts_change_nothing_but_the_work(tiny_model_path: Path) -> None:
+    # Repetitive code, so drafts from the prompt (and the tiny model's own loops) match.
+    prefix = PREFIX.replace("        ", "        result = result + value\n" * 4 + "        ")
+    requests = [
+        FimRequest(prefix, SUFFIX, "a.py", max_new_tokens=48),
+        FimRequest(prefix + "result", SUFFIX, "a.py", max_new_tokens=48),
+        FimRequest(prefix, "", "a.py", max_new_tokens=48, single_line=True),
+        FimRequest(PREFIX, SUFFIX, "b.py", max_new_tokens=48),
+    ]
+    plain, drafted = make_backend(tiny_model_path), make_backend(tiny_model_path)
+    try:
+        without = [plain.complete(request, CancelToken()) for request in requests]
+        with_lookup = [
+            drafted.complete(replace(request, lookup_tokens=6), CancelToken())
+            for request in requests
+        ]
+    finally:
+        plain.close()
+        drafted.close()
+    assert [g.text for g in with_lookup] == [g.text for g in without]
+    assert [g.stop_reason for g in with_lookup] == [g.stop_reason for g in without]
+    assert [g.generated_tokens for g in with_lookup] == [g.generated_tokens for g in without]
+    assert sum(g.accepted_drafts for g in with_lookup) > 0
+    assert all(g.drafted_tokens == 0 for g in without)
+    # The cache left behind holds what it claims: reuse still matches a fresh model.
+    assert [g.evaluated_tokens for g in with_lookup] == [g.evaluated_tokens for g in without]
 
 
 @pytest.mark.model
