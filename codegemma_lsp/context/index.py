@@ -152,6 +152,9 @@ class ContextIndex:
         self._clock = clock
         self._last_check = clock()
         self._lock = threading.RLock()
+        # Notices from the event loop wait here while a build holds the lock on the
+        # inference thread, so a keystroke never blocks behind a cold build.
+        self._pending: deque[tuple[bool, Path]] = deque()
         self._files: dict[Path, _FileInfo] = {}
         self._entries: dict[Path, _Entry] = {}
         self._pairing: PairingIndex | None = None
@@ -165,6 +168,7 @@ class ContextIndex:
     def context_for(self, path: Path, *, tree: tree_sitter.Tree | None = None) -> PackedContext:
         """The pack for ``path``; ``tree``, if given, must be the parse of its current text."""
         with self._lock:
+            self._take_notices()
             current = self.workspace.normalize(path)
             if current is None or not self.settings.enabled or self.workspace.is_secret(current):
                 return EMPTY
@@ -215,13 +219,42 @@ class ContextIndex:
     def configure(self, settings: ContextSettings) -> None:
         """New settings; packs are rebuilt when they differ from the old ones."""
         with self._lock:
+            self._take_notices()
             if settings != self.settings:
                 self.settings = settings
                 self.workspace.max_file_bytes = settings.max_file_bytes
                 self._forget_everything()
 
     def notify_changed(self, path: Path) -> None:
-        """``path`` was edited, saved, opened, closed, created or deleted."""
+        """``path`` was edited, saved, opened, closed, created or deleted.
+
+        Never blocks: while another thread holds the index, the notice waits for it.
+        """
+        self._notice(False, path)
+
+    def forget(self, path: Path) -> None:
+        """Drop the pack kept for ``path`` (its document closed); never blocks either."""
+        self._notice(True, path)
+
+    def _notice(self, forget: bool, path: Path) -> None:
+        self._pending.append((forget, path))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._take_notices()
+            finally:
+                self._lock.release()
+
+    def _take_notices(self) -> None:
+        while self._pending:
+            forget, path = self._pending.popleft()
+            if forget:
+                normal = self.workspace.normalize(path)
+                if normal is not None:
+                    self._entries.pop(normal, None)
+            else:
+                self._changed(path)
+
+    def _changed(self, path: Path) -> None:
         with self._lock:
             changed = self.workspace.normalize(path)
             if changed is None:
@@ -246,6 +279,7 @@ class ContextIndex:
     def check_mtimes(self) -> list[Path]:
         """Stat what the packs used; notify what changed behind the server's back."""
         with self._lock:
+            self._take_notices()
             self._last_check = self._clock()
             reads: dict[Path, object] = {}
             opened: dict[Path, int] = {}
@@ -267,15 +301,8 @@ class ContextIndex:
             )
             changed.update(path for path in missing if path.is_file())
             for path in sorted(changed):
-                self.notify_changed(path)
+                self._changed(path)
             return sorted(changed)
-
-    def forget(self, path: Path) -> None:
-        """Drop the pack kept for ``path`` (its document closed)."""
-        with self._lock:
-            normal = self.workspace.normalize(path)
-            if normal is not None:
-                self._entries.pop(normal, None)
 
     # --- invalidation ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,34 @@ def test_configure_rebuilds_only_when_settings_change(root: Path) -> None:
     assert index.context_for(root / "app.py") is first
     index.configure(ContextSettings(tests=False))
     assert rels(index, root / "app.py") == ["util.py"]
+
+
+def test_notices_never_wait_for_a_build_on_another_thread(root: Path) -> None:
+    editor = Editor()
+    app = root / "app.py"
+    editor.texts[app] = APP
+    index = ContextIndex(root, open_text=editor, use_git=False)
+    first = index.context_for(app)
+    held, release = threading.Event(), threading.Event()
+
+    def build_elsewhere() -> None:
+        with index._lock:  # what a cold build on the inference thread does
+            held.set()
+            release.wait(10)
+
+    builder = threading.Thread(target=build_elsewhere)
+    builder.start()
+    try:
+        held.wait(10)
+        editor.texts[app] = "import other\n" + APP
+        index.notify_changed(app)
+        index.forget(root / "util.py")
+        # Had either waited for the lock, the builder would have given up and ended.
+        assert builder.is_alive()
+    finally:
+        release.set()
+        builder.join()
+    # The notice waited for the lock and is taken before the next pack is chosen.
+    changed = index.context_for(app)
+    assert changed is not first
+    assert "other.py" in [rel for rel, _ in changed.files]
