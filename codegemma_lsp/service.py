@@ -20,6 +20,7 @@ No pygls here: the server translates LSP to these calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -190,7 +191,7 @@ class CompletionService:
             self._remember_window(record.uri, revision, outcome)
 
         def on_worker_thread(done: Future[CompletionOutcome]) -> None:
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is exiting
                 loop.call_soon_threadsafe(stopped, done)
 
         job.add_done_callback(on_worker_thread)

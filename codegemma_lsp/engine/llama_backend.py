@@ -116,6 +116,13 @@ class LlamaBackend:
         return self._llm is not None
 
     @property
+    def llama(self) -> llama_cpp.Llama:
+        """The loaded model, for benchmarks that time llama.cpp calls directly."""
+        if self._llm is None:
+            raise BackendNotReady(f"{self.model_name} is not loaded")
+        return self._llm
+
+    @property
     def fim_tokens(self) -> FimTokens:
         if self._fim is None:
             raise BackendNotReady(f"{self.model_name} is not loaded")
@@ -364,11 +371,11 @@ class LlamaBackend:
                 if token == drafted:
                     drafts.accepted += 1
                 else:
-                    _trim_cache(llm, llm.n_tokens - len(queued))
+                    trim_cache(llm, llm.n_tokens - len(queued))
                     queued = []
             if token in stop_ids:
                 if queued:
-                    _trim_cache(llm, llm.n_tokens - len(queued))
+                    trim_cache(llm, llm.n_tokens - len(queued))
                 return text, generated, "eos" if token in (fim.eos, fim.end_of_turn) else "fim"
             generated += 1
             history.append(token)
@@ -385,7 +392,7 @@ class LlamaBackend:
                 finished = "length"
             if finished is not None:
                 if queued:
-                    _trim_cache(llm, llm.n_tokens - len(queued))
+                    trim_cache(llm, llm.n_tokens - len(queued))
                 return text, generated, finished
             if queued:
                 continue  # the token is a draft the model agreed with: already evaluated
@@ -394,7 +401,7 @@ class LlamaBackend:
             try:
                 if draft:
                     drafts.drafted += len(draft)
-                    _eval_with_all_logits(llm, [token, *draft])
+                    eval_with_all_logits(llm, [token, *draft])
                     queued = list(range(len(draft) + 1))  # row i: what follows batch[i]
                 else:
                     llm.eval([token])
@@ -449,7 +456,7 @@ def _keep_finished_ubatches(llm: llama_cpp.Llama, batch: list[int]) -> int:
     return kept
 
 
-def _eval_with_all_logits(llm: llama_cpp.Llama, tokens: list[int]) -> None:
+def eval_with_all_logits(llm: llama_cpp.Llama, tokens: list[int]) -> None:
     """``Llama.eval`` for one short batch, asking llama.cpp for every token's logits."""
     llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
     llm._batch.set_batch(batch=tokens, n_past=llm.n_tokens, logits_all=True)
@@ -458,7 +465,7 @@ def _eval_with_all_logits(llm: llama_cpp.Llama, tokens: list[int]) -> None:
     llm.n_tokens += len(tokens)
 
 
-def _trim_cache(llm: llama_cpp.Llama, keep: int) -> None:
+def trim_cache(llm: llama_cpp.Llama, keep: int) -> None:
     """Drop every cached token from position ``keep`` on."""
     import llama_cpp
 

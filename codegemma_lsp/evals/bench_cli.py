@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from codegemma_lsp.evals import bench_model
+from codegemma_lsp.evals.lookup_bench import add_lookup_parser
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
 from codegemma_lsp.evals.replay_metrics import (
@@ -53,7 +54,12 @@ over stdio, as Neovim 0.12 sends them, then the same sessions against a baseline
 figures. The model is a GGUF of CodeGemma 2B's shapes with random weights, built
 once (a few minutes, ~7 GB of scratch disk) and cached under
 $XDG_CACHE_HOME/codegemma-lsp/bench. With --json the last line is the figures as
-JSON (with --mode all: one line per mode, then one holding them all)."""
+JSON (with --mode all: one line per mode, then one holding them all).
+
+Re-evaluated tokens count every prompt token the server evaluated, cancelled and
+background work included, leaving out each file's warm-up; the keystroke figure
+also leaves out relocations (the requests after a cursor move, up to the first
+answer there), which must re-read the text after the new cursor."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +129,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help="engine.promptLookup for our run (draft tokens per step; default: the server's)",
     )
     replay.set_defaults(func=run_replay_command)
+    add_lookup_parser(benches)
 
 
 def run_replay_command(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.editors.nvim_helpers import (
+    ROOT,
     Neovim,
     ScenarioRun,
     find_neovim,
@@ -264,3 +265,32 @@ def test_plugin_accepts_the_next_word_and_keeps_showing_the_rest(
     stats = values["stats"]
     assert stats["accepted_partially"] == 1, run.report()
     assert stats["accepted"] == 0, run.report()
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first ``language`` code block after ``heading`` in README.md."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split(heading, 1)[1]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_setup_runs_as_written(
+    nvim: Neovim, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    snippet = readme_block("### Neovim", "lua")
+    for written, actual in (
+        ("~/src/codegemma-lsp", str(ROOT)),
+        ("~/models/codegemma-2b-Q4_K_M.gguf", str(tiny_model_path)),
+    ):
+        assert written in snippet
+        snippet = snippet.replace(written, actual)
+    workspace = make_workspace(tmp_path, "total = ")
+    params = {
+        **base_params(workspace, [], "total = "),
+        "snippet": snippet,
+        "ready_timeout_ms": 15000,
+    }
+    run = run_scenario(nvim, "readme_snippet.lua", params, tmp_path, timeout_s=25)
+    values = check(run)
+    assert values["status"]["state"] == "ready", run.report()
+    assert values["status"]["model"] == tiny_model_path.name, run.report()

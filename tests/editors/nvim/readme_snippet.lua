@@ -1,0 +1,17 @@
+-- The README's Neovim set-up, run as written (paths swapped for the test's):
+-- the server must attach to a Python buffer and load the model it names.
+local here = vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2))
+local H = dofile(vim.fs.joinpath(here, 'harness.lua'))
+local P = H.params
+
+assert(load(P.snippet, 'README.md'))()
+
+H.run(function()
+  local codegemma = require('codegemma')
+  vim.cmd.edit(vim.fn.fnameescape(P.file))
+  H.wait_attached('codegemma', P.attach_timeout_ms)
+  H.wait_until('the model to be ready', P.ready_timeout_ms, function()
+    return codegemma.status().state == 'ready'
+  end)
+  H.set('status', codegemma.status())
+end)
