@@ -144,3 +144,38 @@ def test_every_ert_test_ran(ert_run: ErtRun) -> None:
 @pytest.mark.parametrize("name", ert_test_names())
 def test_ert(ert_run: ErtRun, name: str) -> None:
     assert ert_run.results.get(name) == "passed", f"ERT test {name}\n{ert_run.report()}"
+
+
+def test_the_readme_setup_runs_as_written(tmp_path: Path, tiny_model_path: Path) -> None:
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        pytest.skip("emacs is not installed (apt-get install emacs-nox elpa-eglot)")
+    try:
+        eglot_dir = find_eglot_dir(emacs)
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("### Emacs", 1)[1].split("```elisp\n", 1)[1].split("```", 1)[0]
+    for written, actual in (
+        ("~/src/codegemma-lsp", str(ROOT)),
+        ("~/models/codegemma-2b-Q4_K_M.gguf", str(tiny_model_path)),
+    ):
+        assert written in snippet
+        snippet = snippet.replace(written, actual)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
+    env.update(
+        HOME=str(tmp_path),
+        CODEGEMMA_README_SNIPPET=snippet,
+        CODEGEMMA_TEST_DIR=str(project),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    command = [emacs, "-Q", "--batch"]
+    if eglot_dir is not None:
+        command += ["-L", str(eglot_dir)]
+    command += ["-l", str(ERT_DIR / "readme-snippet.el")]
+    text, returncode = run_in_own_group(command, cwd=tmp_path, env=env, timeout_s=60)
+    assert returncode == 0, text[-LOG_TAIL_CHARS:]
+    assert f"codegemma-readme: ready {tiny_model_path.name}" in text, text[-LOG_TAIL_CHARS:]
