@@ -118,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from codegemma_lsp.config import env_layer
     from codegemma_lsp.server import create_server
 
     setup_logging(args.verbose, args.log_file)
-    server = create_server(_model_layer(args))
+    server = create_server(_model_layer(args), env_layer())
     if args.tcp:
         log.info("listening on 127.0.0.1:%d", args.port)
         server.start_tcp("127.0.0.1", args.port)

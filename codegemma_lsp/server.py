@@ -102,14 +102,20 @@ class CodeGemmaProtocol(LanguageServerProtocol):
 
 
 class CodeGemmaServer(LanguageServer):
-    def __init__(self, command_line: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        command_line: dict[str, Any] | None = None,
+        environment: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(
             "codegemma-lsp",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             protocol_cls=CodeGemmaProtocol,
         )
-        self.sources = SettingsSources(command_line=command_line or {})
+        self.sources = SettingsSources(
+            environment=environment or {}, command_line=command_line or {}
+        )
         self.settings = Settings()
         self.documents = DocumentStore()
         self.stats = Stats()
@@ -396,8 +402,10 @@ def _command_argument(args: tuple[Any, ...]) -> dict[str, Any]:
     return {}
 
 
-def create_server(command_line: dict[str, Any] | None = None) -> CodeGemmaServer:
-    server = CodeGemmaServer(command_line)
+def create_server(
+    command_line: dict[str, Any] | None = None, environment: dict[str, Any] | None = None
+) -> CodeGemmaServer:
+    server = CodeGemmaServer(command_line, environment)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: CodeGemmaServer, params: types.InitializeParams) -> None:

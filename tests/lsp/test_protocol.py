@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -75,13 +76,15 @@ def _make_client() -> LanguageClient:
 
 @asynccontextmanager
 async def _server(
-    *command: str, configuration: dict[str, Any] | None = None
+    *command: str,
+    configuration: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[LanguageClient]:
     """A client connected to a fresh server; shut down and stopped on the way out."""
     client = _make_client()
     if configuration is not None:
         client.set_configuration(configuration)
-    await client.start_io(*command)
+    await client.start_io(*command, env=env)
     try:
         yield client
     finally:
@@ -236,6 +239,22 @@ async def test_newer_request_cancels_older(tmp_path: Path) -> None:
         # its own 3 s rather than queueing behind a full first run.
         result = await asyncio.wait_for(second, 5.5)
         assert result is not None and result.items
+
+
+async def test_environment_variables_set_the_servers_settings(tmp_path: Path) -> None:
+    scripted = tmp_path / "model-output.txt"
+    scripted.write_text("from_the_environment()", encoding="utf-8")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CODEGEMMA_LSP_")},
+        "CODEGEMMA_LSP_MODEL_BACKEND": f"scripted:{scripted}",
+    }
+    async with _server(*SERVER, env=env) as client:
+        await _start(client, tmp_path)
+        uri = _open(client, tmp_path)
+        await _wait_ready(client)
+        result = await _inline(client, uri)
+        assert result is not None and result.items
+        assert result.items[0].insert_text == "from_the_environment()"
 
 
 async def test_bad_settings_fall_back_with_a_message(tmp_path: Path) -> None:
