@@ -95,8 +95,8 @@ class ErtRun:
         return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
+def emacs_command(home: Path, **env_vars: str) -> tuple[list[str], dict[str, str]]:
+    """``emacs -Q --batch`` with eglot on its load path, and its environment; skips without."""
     emacs = shutil.which("emacs")
     if emacs is None:
         pytest.skip("emacs is not installed (apt-get install emacs-nox elpa-eglot)")
@@ -104,6 +104,21 @@ def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
         eglot_dir = find_eglot_dir(emacs)
     except LookupError as exc:
         pytest.skip(str(exc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
+    env.update(
+        HOME=str(home),  # keep eglot and project.el away from the user's ~/.emacs.d
+        # The server runs as `python -m codegemma_lsp` from a source checkout.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **env_vars,
+    )
+    command = [emacs, "-Q", "--batch"]
+    if eglot_dir is not None:
+        command += ["-L", str(eglot_dir)]
+    return command, env
+
+
+@pytest.fixture(scope="module")
+def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
     work = tmp_path_factory.mktemp("emacs")
     project = work / "project"
     project.mkdir()
@@ -115,18 +130,12 @@ def ert_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErtRun]:
         sys.executable, "-m", "codegemma_lsp", "serve",
         "--backend", f"scripted:{scripted}", "--log-file", str(server_log), "-v",
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
-    env.update(
-        HOME=str(work),  # keep eglot and project.el away from the user's ~/.emacs.d
+    command, env = emacs_command(
+        work,
         CODEGEMMA_TEST_SERVER=json.dumps(server),
         CODEGEMMA_TEST_DIR=str(project),
         CODEGEMMA_TEST_EVENTS=str(events),
-        # The server runs as `python -m codegemma_lsp` from a source checkout.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
-    command = [emacs, "-Q", "--batch"]
-    if eglot_dir is not None:
-        command += ["-L", str(eglot_dir)]
     command += ["-l", "ert", "-l", str(PACKAGE)]
     for file in ERT_FILES:
         command += ["-l", str(file)]
@@ -147,13 +156,6 @@ def test_ert(ert_run: ErtRun, name: str) -> None:
 
 
 def test_the_readme_setup_runs_as_written(tmp_path: Path, tiny_model_path: Path) -> None:
-    emacs = shutil.which("emacs")
-    if emacs is None:
-        pytest.skip("emacs is not installed (apt-get install emacs-nox elpa-eglot)")
-    try:
-        eglot_dir = find_eglot_dir(emacs)
-    except LookupError as exc:
-        pytest.skip(str(exc))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     snippet = readme.split("### Emacs", 1)[1].split("```elisp\n", 1)[1].split("```", 1)[0]
     for written, actual in (
@@ -165,16 +167,9 @@ def test_the_readme_setup_runs_as_written(tmp_path: Path, tiny_model_path: Path)
     project = tmp_path / "project"
     project.mkdir()
     (project / "main.py").write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
-    env.update(
-        HOME=str(tmp_path),
-        CODEGEMMA_README_SNIPPET=snippet,
-        CODEGEMMA_TEST_DIR=str(project),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    command, env = emacs_command(
+        tmp_path, CODEGEMMA_README_SNIPPET=snippet, CODEGEMMA_TEST_DIR=str(project)
     )
-    command = [emacs, "-Q", "--batch"]
-    if eglot_dir is not None:
-        command += ["-L", str(eglot_dir)]
     command += ["-l", str(ERT_DIR / "readme-snippet.el")]
     text, returncode = run_in_own_group(command, cwd=tmp_path, env=env, timeout_s=60)
     assert returncode == 0, text[-LOG_TAIL_CHARS:]
