@@ -174,6 +174,19 @@ function H.wait_attached(name, timeout_ms)
   end)
 end
 
+--- Opens the scenario's file through the codegemma plugin and waits until its model is
+--- ready; records and returns the plugin's status.
+function H.open_ready()
+  local codegemma = require('codegemma')
+  vim.cmd.edit(vim.fn.fnameescape(H.params.file))
+  H.wait_attached('codegemma', H.params.attach_timeout_ms)
+  H.wait_until('the model to be ready', H.params.ready_timeout_ms, function()
+    return codegemma.status().state == 'ready'
+  end)
+  H.set('status', codegemma.status())
+  return codegemma
+end
+
 --- Counts answered requests per method, so a step can wait for the next answer.
 H.answered = {}
 api.nvim_create_autocmd('LspRequest', {

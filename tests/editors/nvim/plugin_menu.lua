@@ -11,13 +11,7 @@ vim.opt.runtimepath:append(P.plugin_dir)
 require('codegemma').setup({ cmd = P.cmd, settings = P.settings, inline = false })
 
 H.run(function()
-  local codegemma = require('codegemma')
-  vim.cmd.edit(vim.fn.fnameescape(P.file))
-  H.wait_attached('codegemma', P.attach_timeout_ms)
-  H.wait_until('the model to be ready', P.ready_timeout_ms, function()
-    return codegemma.status().state == 'ready'
-  end)
-  H.set('status', codegemma.status())
+  H.open_ready()
 
   api.nvim_win_set_cursor(0, { P.line, 0 })
   H.feed('A')

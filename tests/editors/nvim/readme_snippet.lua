@@ -7,11 +7,5 @@ local P = H.params
 assert(load(P.snippet, 'README.md'))()
 
 H.run(function()
-  local codegemma = require('codegemma')
-  vim.cmd.edit(vim.fn.fnameescape(P.file))
-  H.wait_attached('codegemma', P.attach_timeout_ms)
-  H.wait_until('the model to be ready', P.ready_timeout_ms, function()
-    return codegemma.status().state == 'ready'
-  end)
-  H.set('status', codegemma.status())
+  H.open_ready()
 end)
