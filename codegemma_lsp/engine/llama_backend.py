@@ -347,7 +347,8 @@ class LlamaBackend:
         n_vocab = llm.n_vocab()
         stop_ids = fim.stop_ids
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        history = list(prompt)
+        lookup = request.lookup_tokens > 0
+        history = list(prompt) if lookup else []  # only drafts read it
         text = ""
         generated = 0
         # Logits to choose from: queued rows from a checked draft, else the last token's.
@@ -378,7 +379,8 @@ class LlamaBackend:
                     trim_cache(llm, llm.n_tokens - len(queued))
                 return text, generated, "eos" if token in (fim.eos, fim.end_of_turn) else "fim"
             generated += 1
-            history.append(token)
+            if lookup:
+                history.append(token)
             # Bytes of a character split across tokens wait in the decoder; an
             # unfinished character at the end is dropped, not shown as U+FFFD.
             piece = decoder.decode(self._piece(llm, token))
@@ -396,8 +398,13 @@ class LlamaBackend:
                 return text, generated, finished
             if queued:
                 continue  # the token is a draft the model agreed with: already evaluated
-            draft = draft_tokens(history, min(request.lookup_tokens, max_new - generated))
-            draft = draft[: max(0, self.n_ctx - llm.n_tokens - 1)]
+            draft = (
+                draft_tokens(history, min(request.lookup_tokens, max_new - generated))[
+                    : max(0, self.n_ctx - llm.n_tokens - 1)
+                ]
+                if lookup
+                else []
+            )
             try:
                 if draft:
                     drafts.drafted += len(draft)

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from codegemma_lsp.evals import bench_model
-from codegemma_lsp.evals.lookup_bench import add_lookup_parser
+from codegemma_lsp.evals import bench_model, lookup_bench
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
 from codegemma_lsp.evals.replay_metrics import (
@@ -129,7 +128,19 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help="engine.promptLookup for our run (draft tokens per step; default: the server's)",
     )
     replay.set_defaults(func=run_replay_command)
-    add_lookup_parser(benches)
+    lookup = benches.add_parser(
+        "lookup",
+        help="whether prompt-lookup speculative decoding would pay on this machine",
+        description=(lookup_bench.__doc__ or "").split("\n\n", 1)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lookup.add_argument("--json", action="store_true", help="end with a JSON line of the figures")
+    lookup.add_argument("--model", type=Path, metavar="PATH", help="GGUF to time")
+    lookup.add_argument(
+        "--draft", type=int, action="append", metavar="N", help="draft length (default: 4 and 8)"
+    )
+    lookup.add_argument("--repeats", type=int, default=7, help="timed batches per size")
+    lookup.set_defaults(func=run_lookup_command)
 
 
 def run_replay_command(args: argparse.Namespace) -> int:
@@ -310,10 +321,36 @@ def start_server(server: LspProcess, root: Path, init_options: dict[str, Any]) -
                 raise ProtocolError(f"the server could not load the model: {params.get('message')}")
 
 
-def token_counter(model: Path | None) -> Tokenizer:
-    """Token counts by the benchmark model's tokenizer; a rough count with no model."""
+def run_lookup_command(args: argparse.Namespace) -> int:
+    from codegemma_lsp.evals.humaneval_tasks import MissingDataError
+
+    model: Path | None = args.model
     if model is None:
-        return rough_token_count
+        try:
+            model = bench_model.ensure_model(progress=_stderr_progress)
+        except bench_model.BenchModelError as exc:
+            sys.stderr.write(f"codegemma-lsp: {exc}\n")
+            return 1
+    drafts = sorted(set(args.draft or [4, 8]))
+    if any(n < 1 for n in drafts):
+        sys.stderr.write("codegemma-lsp: --draft must be at least 1\n")
+        return 2
+    try:
+        cases = lookup_bench.humaneval_cases(vocab_tokenizer(model))
+    except MissingDataError as exc:
+        sys.stderr.write(f"codegemma-lsp: {exc}\n")
+        return 1
+    costs = lookup_bench.measure_batch_costs(model, range(1, max(drafts) + 2), args.repeats)
+    result = lookup_bench.lookup_figures(cases, drafts, costs)
+    sys.stdout.write(lookup_bench.format_lookup(result) + "\n")
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def vocab_tokenizer(model: Path) -> Callable[[str], list[int]]:
+    """Text to ids by the model's own tokenizer (its vocabulary alone is loaded)."""
     from codegemma_lsp.engine import llama_log
 
     llama_log.install()
@@ -321,13 +358,21 @@ def token_counter(model: Path | None) -> Tokenizer:
 
     vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
 
-    def count(text: str) -> int:
+    def tokenize(text: str) -> list[int]:
         if not text:
-            return 0
+            return []
         data = text.encode("utf-8", errors="replace")
-        return len(vocab.tokenize(data, add_bos=False, special=False))
+        return [int(t) for t in vocab.tokenize(data, add_bos=False, special=False)]
 
-    return count
+    return tokenize
+
+
+def token_counter(model: Path | None) -> Tokenizer:
+    """Token counts by the benchmark model's tokenizer; a rough count with no model."""
+    if model is None:
+        return rough_token_count
+    tokenize = vocab_tokenizer(model)
+    return lambda text: len(tokenize(text))
 
 
 _ROUGH_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")

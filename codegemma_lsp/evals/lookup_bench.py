@@ -18,10 +18,7 @@ relative to plain decoding (1.0: no change; below 1: slower).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -140,50 +137,6 @@ def humaneval_cases(tokenize: Tokenize) -> dict[str, list[tuple[list[int], list[
     }
 
 
-def add_lookup_parser(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    lookup = benches.add_parser(
-        "lookup",
-        help="whether prompt-lookup speculative decoding would pay on this machine",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    lookup.add_argument("--json", action="store_true", help="end with a JSON line of the figures")
-    lookup.add_argument("--model", type=Path, metavar="PATH", help="GGUF to time")
-    lookup.add_argument(
-        "--draft", type=int, action="append", metavar="N", help="draft length (default: 4 and 8)"
-    )
-    lookup.add_argument("--repeats", type=int, default=7, help="timed batches per size")
-    lookup.set_defaults(func=run_lookup_command)
-
-
-def run_lookup_command(args: argparse.Namespace) -> int:
-    from codegemma_lsp.evals import bench_model
-    from codegemma_lsp.evals.humaneval_tasks import MissingDataError
-
-    model: Path | None = args.model
-    if model is None:
-        try:
-            model = bench_model.ensure_model(progress=lambda m: print(m, file=sys.stderr))
-        except bench_model.BenchModelError as exc:
-            sys.stderr.write(f"codegemma-lsp: {exc}\n")
-            return 1
-    drafts = sorted(set(args.draft or [4, 8]))
-    if any(n < 1 for n in drafts):
-        sys.stderr.write("codegemma-lsp: --draft must be at least 1\n")
-        return 2
-    try:
-        cases = humaneval_cases(_tokenizer(model))
-    except MissingDataError as exc:
-        sys.stderr.write(f"codegemma-lsp: {exc}\n")
-        return 1
-    costs = measure_batch_costs(model, range(1, max(drafts) + 2), args.repeats)
-    result = lookup_figures(cases, drafts, costs)
-    print(format_lookup(result), flush=True)
-    if args.json:
-        print(json.dumps(result), flush=True)
-    return 0
-
-
 def lookup_figures(
     cases: dict[str, list[tuple[list[int], list[int]]]],
     drafts: Sequence[int],
@@ -222,20 +175,3 @@ def format_lookup(result: dict[str, Any]) -> str:
         )
     lines.append("(oracle: as if the model wrote the canonical middle; speed 1.0 = plain decoding)")
     return "\n".join(lines)
-
-
-def _tokenizer(model: Path) -> Tokenize:
-    from codegemma_lsp.engine import llama_log
-
-    llama_log.install()
-    import llama_cpp
-
-    vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
-
-    def tokenize(text: str) -> list[int]:
-        if not text:
-            return []
-        data = text.encode("utf-8", errors="replace")
-        return [int(t) for t in vocab.tokenize(data, add_bos=False, special=False)]
-
-    return tokenize
