@@ -1,10 +1,23 @@
 """The request pipeline: from a document snapshot and a cursor to the text to show.
 
-It knows nothing of LSP. ``plan_completion`` is pure (scope and windows, from the
-syntax layer); ``run_completion`` calls the backend on the inference thread;
-``finish_completion`` is pure post-processing (syntax-whole truncation). The
-server, the ``complete`` command and the HumanEval harness all go through
-``run_completion``, so what they measure is what an editor shows.
+It knows nothing of LSP. :func:`run_completion` runs five stages in order, on the
+inference thread, and times each one:
+
+1. **plan** (:func:`plan_completion`, pure): the scope (a line, a block, nothing)
+   and the prompt's window, cut at syntax nodes; the prompt's text
+   (:class:`~codegemma_lsp.prompt.PromptParts`) and the generation's limits
+   (:class:`~codegemma_lsp.engine.base.GenerationPolicy`);
+2. **context**: the repository files packed before the current one, from the
+   snapshot's own text and tree (a :data:`ContextProvider`);
+3. **prompt** (:func:`build_completion_prompt`): the token ids, from
+   :func:`codegemma_lsp.prompt.build_prompt` with the backend's tokenizer, already
+   fitted to its ``n_ctx``, and the policy with the special tokens' stop ids;
+4. **generate**: ``backend.generate(ids, policy, cancel)``, ids in, tokens out;
+5. **truncate** (:func:`finish_completion`, pure): the syntactically whole part.
+
+The cancel flag is read between stages. The server, the ``complete`` and ``prompt``
+commands and the HumanEval harness all go through these functions, so what they
+show is what an editor gets: ``codegemma-lsp prompt`` prints the ids of stage 3.
 """
 
 from __future__ import annotations
@@ -14,9 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from codegemma_lsp.config import Settings
+from codegemma_lsp.config import FimMode, Settings
 from codegemma_lsp.documents import DocumentSnapshot, TreeEdit
-from codegemma_lsp.engine.base import Backend, CancelToken, FimRequest, Generation
+from codegemma_lsp.engine.base import (
+    Backend,
+    CancelToken,
+    Generation,
+    GenerationPolicy,
+    Tokenizer,
+)
+from codegemma_lsp.first_line import first_line_policy, line_policy
+from codegemma_lsp.oracle import answered_text, oracle_completion, oracle_policy
+from codegemma_lsp.pacing import paced_settings
+from codegemma_lsp.prompt import FimTokens, PromptParts, build_prompt, context_budget
 from codegemma_lsp.syntax.cutpoints import Window, WindowBudget, choose_window, shift_window
 from codegemma_lsp.syntax.languages import LanguageSpec
 from codegemma_lsp.syntax.scope import Scope, completion_scope
@@ -24,6 +47,19 @@ from codegemma_lsp.syntax.truncation import truncate, truncate_explained
 
 # A single line rarely needs more; the cap keeps a runaway line from costing a block's budget.
 SINGLE_LINE_MAX_TOKENS = 48
+
+ContextFiles = tuple[tuple[str, str], ...]
+"""Repository files packed before the current one: (workspace-relative path, text)."""
+
+ContextProvider = Callable[[DocumentSnapshot], ContextFiles]
+"""The context stage: the packed files for a snapshot, from its text and tree. It may
+read files, so it runs on the inference thread; a cold build is finished even when the
+request is cancelled meanwhile, so that the next keystroke finds it warm."""
+
+STAGES = ("plan", "context", "prompt", "generate", "truncate")
+"""The pipeline's stages, in order; :attr:`CompletionOutcome.timings_ms` has one key each
+(for the stages that ran), and ``stop_check``: the part of ``generate`` spent in the
+syntax stop check."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +70,40 @@ class CompletionQuery:
     cursor: int
     path: str | None = None
     previous: Window | None = None
+    first_line: bool = False
+    """Answer a block with its first line; the caller generates the rest
+    (:mod:`codegemma_lsp.block_rest`). Without it a block is answered whole, unless
+    ``completion.multiLine`` is off, which keeps the first line alone."""
+    oracle: str | None = None
+    """Benchmark only: what the typist types next here (:mod:`codegemma_lsp.oracle`)."""
 
 
 @dataclass(frozen=True)
 class CompletionPlan:
+    """Stage 1's answer: where the completion goes, and what the prompt holds."""
+
     scope: Scope
     reason: str
     window: Window | None = None
-    request: FimRequest | None = None
+    parts: PromptParts | None = None
+    """The prompt's text, without context files (stage 2 adds them); None: no completion."""
+    mode: FimMode = "psm"
+    policy: GenerationPolicy = field(default_factory=GenerationPolicy)
+    """Limits, deadline, stop check and cache key; stage 3 adds the stop ids."""
+    rest: GenerationPolicy | None = None
+    """A block answered by its first line: the whole block's policy, for its rest."""
+    oracle: str | None = None
+    """Benchmark only: the completion a right model would write (:mod:`codegemma_lsp.oracle`)."""
+
+
+@dataclass(frozen=True)
+class CompletionPrompt:
+    """Stage 3's answer: the ids the model is given, and the policy to generate with."""
+
+    ids: list[int]
+    policy: GenerationPolicy
+    parts: PromptParts
+    """The text the ids were built from, context files included (before the n_ctx fit)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +112,8 @@ class CompletionOutcome:
     plan: CompletionPlan
     generation: Generation | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per stage (see :data:`STAGES`)."""
+    prompt: CompletionPrompt | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -67,11 +131,16 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
+# ----- 1. plan --------------------------------------------------------------------------
+
+
 def plan_completion(
     query: CompletionQuery, settings: Settings, *, force: bool = False
 ) -> CompletionPlan:
-    """Scope, windows and the FIM request; ``force`` plans a block where the scope says none
-    (pre-warming wants the prompt, not an answer)."""
+    """Scope, window, prompt text and generation policy; ``force`` plans a block where the
+    scope says none (pre-warming wants the prompt, not an answer). Auto budgets get the
+    fixed defaults unless the caller paced the settings (:mod:`codegemma_lsp.pacing`)."""
+    settings = paced_settings(settings)
     snapshot = query.document
     data = snapshot.encoded
     cursor = snapshot.byte_at_offset(query.cursor)
@@ -92,24 +161,39 @@ def plan_completion(
     window = choose_window(
         snapshot.tree, data, cursor, budget, language=snapshot.language, previous=query.previous
     )
-    max_new = settings.completion.max_new_tokens
     middle_start = min(max(window.middle_start, window.prefix_start), cursor)
-    request = FimRequest(
+    parts = PromptParts(
         prefix=_decode(data[window.prefix_start : cursor]),
         suffix=_decode(data[cursor : window.suffix_end]),
         path=query.path if fim.path_line else None,
-        mode=fim.mode,
         live_start=len(_decode(data[window.prefix_start : middle_start])) if live else None,
+    )
+    max_new = settings.completion.max_new_tokens
+    engine = settings.engine
+    policy = GenerationPolicy(
         max_new_tokens=min(max_new, SINGLE_LINE_MAX_TOKENS) if scope is Scope.LINE else max_new,
         single_line=scope is Scope.LINE,
+        time_budget_ms=engine.time_budget_ms,
+        stop_check=PastTheEnd(parts, snapshot.language) if scope is Scope.BLOCK else None,
         key=snapshot.uri,
-        reuse_cache=settings.engine.kv_reuse,
-        time_budget_ms=settings.engine.time_budget_ms,
-        lookup_tokens=settings.engine.prompt_lookup,
+        reuse_cache=engine.kv_reuse,
+        lookup_tokens=engine.prompt_lookup,
     )
-    if scope is Scope.BLOCK:
-        request = replace(request, stop_check=PastTheEnd(request, snapshot.language))
-    return CompletionPlan(scope, decision.reason, window, request)
+    rest = None
+    multi_line = settings.completion.multi_line
+    if scope is Scope.BLOCK and (query.first_line or multi_line == "off"):
+        rest = policy if multi_line == "on" else None
+        policy = first_line_policy(policy)
+    elif scope is Scope.LINE:
+        policy = line_policy(policy, parts.suffix)
+    oracle = (
+        oracle_completion(parts, query.oracle, scope, snapshot.language)
+        if query.oracle is not None
+        else None
+    )
+    return CompletionPlan(
+        scope, decision.reason, window, parts, fim.mode, policy, rest=rest, oracle=oracle
+    )
 
 
 class PastTheEnd:
@@ -118,8 +202,8 @@ class PastTheEnd:
     there instead of at the token limit. It keeps the time it spends, which is work outside
     llama.cpp even though it runs inside the generation loop."""
 
-    def __init__(self, request: FimRequest, language: LanguageSpec | None) -> None:
-        self.prefix, self.suffix, self.language = request.prefix, request.suffix, language
+    def __init__(self, parts: PromptParts, language: LanguageSpec | None) -> None:
+        self.prefix, self.suffix, self.language = parts.prefix, parts.suffix, language
         self.spent_ms = 0.0
 
     def __call__(self, text: str) -> bool:
@@ -130,39 +214,109 @@ class PastTheEnd:
         return cut_by_rule and result.kept < len(text.rstrip())
 
 
+# ----- 3. prompt ------------------------------------------------------------------------
+
+
+def build_completion_prompt(
+    plan: CompletionPlan, files: ContextFiles, tokenizer: Tokenizer, n_ctx: int
+) -> CompletionPrompt:
+    """The prompt ids for ``plan`` with the context ``files``, fitted to ``n_ctx`` with room
+    for the plan's new tokens, and the policy with the vocabulary's stop ids.
+
+    Raises ValueError when the plan has no prompt, or the vocabulary lacks a FIM token.
+    """
+    if plan.parts is None:
+        raise ValueError(f"no prompt: {plan.reason}")
+    special = FimTokens.lookup(tokenizer)
+    budget, max_new = context_budget(n_ctx, plan.policy.max_new_tokens)
+    parts = replace(plan.parts, context=files)
+    ids = build_prompt(tokenizer, special, parts, plan.mode, budget)
+    policy = replace(
+        plan.policy, max_new_tokens=max_new, end_ids=special.end_ids, stop_ids=special.stop_ids
+    )
+    if plan.oracle is not None:
+        first_only = plan.scope is Scope.BLOCK and plan.policy.single_line
+        policy = oracle_policy(policy, answered_text(plan.oracle, first_only), tokenizer)
+    return CompletionPrompt(ids, policy, parts)
+
+
+# ----- 5. truncate ----------------------------------------------------------------------
+
+
 def finish_completion(plan: CompletionPlan, raw: str, snapshot: DocumentSnapshot) -> str:
     """The part of the raw model output to show: whole syntax, no repeat of the suffix."""
-    if plan.request is None:
+    if plan.parts is None:
         return ""
     scope: Literal["line", "block"] = "line" if plan.scope is Scope.LINE else "block"
-    text = truncate(plan.request.prefix, raw, plan.request.suffix, snapshot.language, scope=scope)
+    text = truncate(plan.parts.prefix, raw, plan.parts.suffix, snapshot.language, scope=scope)
     return text if text.strip() else ""
 
 
+# ----- the pipeline ---------------------------------------------------------------------
+
+
+class _Laps:
+    """Milliseconds per stage, each measured from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = (now - self._last) * 1000
+        self._last = now
+
+
 def run_completion(
-    backend: Backend,
     query: CompletionQuery,
+    backend: Backend,
     settings: Settings,
     cancel: CancelToken,
-    context: Callable[[], tuple[tuple[str, str], ...]] | None = None,
+    context: ContextProvider | None = None,
+    *,
+    warm: bool = False,
 ) -> CompletionOutcome:
-    """Plan, generate and truncate. ``context`` gives the packed repository files; it is
-    called here, on the inference thread, because a cold build reads files."""
-    started = time.perf_counter()
-    plan = plan_completion(query, settings)
-    if plan.request is not None and context is not None:
-        plan = replace(plan, request=replace(plan.request, context=context()))
-    planned = time.perf_counter()
-    timings = {"plan": (planned - started) * 1000}
-    if plan.request is None or cancel.cancelled:
-        return CompletionOutcome("", plan, timings_ms=timings)
-    generation = backend.complete(plan.request, cancel)
-    generated = time.perf_counter()
-    timings["infer"] = (generated - planned) * 1000
-    if isinstance(plan.request.stop_check, PastTheEnd):
-        timings["stop_check"] = plan.request.stop_check.spent_ms
-    if generation.stop_reason == "cancelled":
-        return CompletionOutcome("", plan, generation, timings)
+    """Plan, gather context, build the prompt, generate and truncate.
+
+    ``warm`` evaluates the prompt into the backend's cache and generates nothing
+    (a pre-warm: the plan is forced, and the outcome's text is empty).
+    """
+    laps = _Laps()
+
+    def stopped(plan: CompletionPlan, prompt: CompletionPrompt | None = None) -> CompletionOutcome:
+        tokens = len(prompt.ids) if prompt is not None else 0
+        return CompletionOutcome(
+            "", plan, Generation("", "cancelled", prompt_tokens=tokens), laps.ms, prompt
+        )
+
+    # 1. plan
+    plan = plan_completion(query, settings, force=warm)
+    laps.lap("plan")
+    if plan.parts is None:
+        return CompletionOutcome("", plan, timings_ms=laps.ms)
+    if cancel.cancelled:
+        return stopped(plan)
+    # 2. context
+    files = context(query.document) if context is not None else ()
+    laps.lap("context")
+    if cancel.cancelled:
+        return stopped(plan)
+    # 3. prompt
+    prompt = build_completion_prompt(plan, files, backend.tokenizer, backend.n_ctx)
+    if warm:
+        prompt = replace(prompt, policy=replace(prompt.policy, max_new_tokens=0, stop_check=None))
+    laps.lap("prompt")
+    if cancel.cancelled:
+        return stopped(plan, prompt)
+    # 4. generate
+    generation = backend.generate(prompt.ids, prompt.policy, cancel)
+    laps.lap("generate")
+    if isinstance(prompt.policy.stop_check, PastTheEnd):
+        laps.ms["stop_check"] = prompt.policy.stop_check.spent_ms
+    if generation.stop_reason == "cancelled" or warm:
+        return CompletionOutcome("", plan, generation, laps.ms, prompt)
+    # 5. truncate
     text = finish_completion(plan, generation.text, query.document)
-    timings["truncate"] = (time.perf_counter() - generated) * 1000
-    return CompletionOutcome(text, plan, generation, timings)
+    laps.lap("truncate")
+    return CompletionOutcome(text, plan, generation, laps.ms, prompt)

@@ -23,10 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from codegemma_lsp.context.settings import CONTEXT_RANGES, ContextSettings
-from codegemma_lsp.prompt import FimMode
-
 CommentScope = Literal["off", "line", "block"]
+MultiLine = Literal["auto", "on", "off"]
+FimMode = Literal["psm", "psm-line", "spm", "spm2"]
+"""Prompt layouts (:mod:`codegemma_lsp.prompt` builds them); defined here, below every layer,
+so that config imports nothing of the pipeline."""
+KvType = Literal["f16", "q8_0", "q4_0"]
+PromptFormat = Literal["auto", "ids", "text"]
 
 ENV_PREFIX = "CODEGEMMA_LSP_"
 
@@ -34,9 +37,27 @@ ENV_PREFIX = "CODEGEMMA_LSP_"
 @dataclass(frozen=True, kw_only=True)
 class ModelSettings:
     path: str | None = None
-    """The GGUF file; ``None`` means no model is configured yet."""
+    """The GGUF file. ``None``: the registry's file for ``id`` and ``quant``, from the HF cache."""
+    id: str = "codegemma-2b"
+    """A registry model: codegemma-2b, codegemma-7b or codegemma-7b-it (used when no path)."""
+    quant: str = "Q4_K_M"
+    """The quantisation of ``id``'s file, e.g. Q4_K_M or Q8_0."""
+    download: bool = True
+    """Fetch the registry's file when it is not in the cache (off: say which command does)."""
     backend: str = "llama"
-    """``llama`` (in-process llama.cpp), ``fake`` or ``scripted:PATH`` (checks without a model)."""
+    """``llama`` (in-process llama.cpp), ``llama-server`` or ``openai`` (a remote engine at
+    ``url``), ``fake`` or ``scripted:PATH`` (checks without a model)."""
+    url: str | None = None
+    """A remote engine's base URL, e.g. ``http://gpu-box:8080`` (``llama-server``, ``openai``)."""
+    api_key: str | None = field(default=None, repr=False)
+    """The remote engine's bearer token (else ``OPENAI_API_KEY``); never logged."""
+    timeout_ms: int = 15_000
+    """A remote engine: the longest one request may take, queueing and prompt included."""
+    slots: int = 0
+    """``llama-server``: the slots to spread documents over (0: the server's count, ``-np``)."""
+    prompt_format: PromptFormat = "auto"
+    """``openai``: the prompt as token ids, as text with special tokens written out (for
+    ``llama_cpp.server``), or ``auto``: ids, then text if the server refuses them."""
     n_ctx: int = 4096
     threads: int = 0
     """0 picks the number of physical cores."""
@@ -44,6 +65,12 @@ class ModelSettings:
     mmap: bool = False
     """Map the file instead of reading it. Off: llama.cpp repacks the weights for the CPU,
     and with a mapped file both copies count, about 1 GB more peak memory for 2B."""
+    gpu_layers: int | str = "auto"
+    """Layers offloaded to the GPU: ``auto`` (all of them when llama.cpp was built with a GPU
+    backend, else none), 0, or a count."""
+    kv_type: KvType = "f16"
+    """The KV cache's element type; q8_0 and q4_0 need flash attention."""
+    flash_attention: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,10 +78,12 @@ class FimSettings:
     mode: FimMode = "psm-line"
     """psm-line measured best in ``codegemma-lsp bench replay``: typing within a statement
     changes only the prompt's tail."""
-    prefix_tokens: int = 1024
-    suffix_tokens: int = 256
-    middle_tokens: int = 256
-    """psm-line only: the budget of the live region placed after ``<|fim_middle|>``."""
+    prefix_tokens: int = 0
+    suffix_tokens: int = 0
+    middle_tokens: int = 0
+    """psm-line only: the budget of the live region placed after ``<|fim_middle|>``.
+    Each budget: 0 (or ``auto``) lets :mod:`codegemma_lsp.pacing` set it from the
+    machine's speed (1024, 256 and 256 tokens on a fast machine); a number pins it."""
     path_line: bool = True
     """Put the workspace-relative path on the prompt's first line, as CodeGemma was trained."""
 
@@ -66,6 +95,9 @@ class CompletionSettings:
     """Larger documents get no completion (and no parse)."""
     comments: CommentScope = "line"
     """What to offer inside comments and strings: nothing, a single line, or a block."""
+    multi_line: MultiLine = "auto"
+    """Complete whole blocks where the syntax allows one (``on``), only their first line
+    (``off``), or as :mod:`codegemma_lsp.pacing` decides from the machine's speed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,8 +106,9 @@ class EngineSettings:
     """Evaluate only the prompt tokens after the first that changed (off: the baseline)."""
     cache: bool = True
     """Answer from the last suggestion when the user types what it predicted."""
-    time_budget_ms: int = 1500
-    """Stop generating after this long and show what is whole by then."""
+    time_budget_ms: int = 0
+    """Stop generating after this long and show what is whole by then. 0 (or ``auto``):
+    twice the user's median pause, from 750 to 3000 ms (:mod:`codegemma_lsp.pacing`)."""
     snapshot_mb: int = 256
     """Memory for KV snapshots of recently used documents, so switching files is cheap."""
     prewarm: bool = True
@@ -86,10 +119,73 @@ class EngineSettings:
     most of a step, more than drafts save (``codegemma-lsp bench lookup``)."""
 
 
+CONTEXT_RANGES: dict[str, tuple[int, int]] = {
+    "max_tokens": (0, 32768),
+    "max_depth": (0, 8),
+    "max_file_bytes": (1024, 1 << 26),
+    "max_files": (0, 256),
+    "recheck_seconds": (0, 3600),
+}
+"""Valid ranges of the ``context`` section's whole-number keys."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextSettings:
+    """How much repository context goes before the file (:mod:`codegemma_lsp.context`)."""
+
+    enabled: bool = True
+    max_tokens: int = 1024
+    """Budget of the packed files. Each context token costs about 14 ms the first time on a
+    2-core CPU, and nothing afterwards while the pack stays the same (KV reuse)."""
+    max_depth: int = 2
+    """How many import hops are followed from the current file."""
+    max_file_bytes: int = 262_144
+    """Larger files are never read as context (nor parsed whole, the current file's head
+    aside)."""
+    max_files: int = 16
+    """At most this many files are considered for one pack, nearest first."""
+    tests: bool = True
+    """Pair a test with its implementation, and an implementation with its tests."""
+    recheck_seconds: int = 5
+    """``context_for`` stats the files of a pack at most this often to notice outside edits;
+    0 leaves it to explicit ``check_mtimes`` calls."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class LogSettings:
     code: bool = False
     """Log prompts and completions. Off by default: logs never hold code unless asked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateSettings:
+    """Code generation from an instruction (``codegemma.generate``), by its own model."""
+
+    model: str = "codegemma-7b-it"
+    """The instruction model: a registry id (``codegemma-7b-it``) or a GGUF file's path.
+    Generation is offered only when it names a file that is there (a registry id once
+    downloaded)."""
+    quant: str = "Q4_K_M"
+    """The quantisation of a registry id's file."""
+    backend: str = "llama"
+    """``llama``, or ``fake[:SECONDS]`` / ``scripted:PATH`` for checks without a model
+    (accepted from the command line and the environment only)."""
+    max_tokens: int = 512
+    """The most tokens one answer may generate."""
+    idle_unload_s: int = 300
+    """Unload the instruction model after this many seconds unused (0: keep it loaded)."""
+    n_ctx: int = 4096
+    """The instruction model's context: prompt (the code around the cursor) and answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    max_message_bytes: int = 64 * 1024 * 1024
+    """A message longer than this is discarded unread and answered with -32700. It applies
+    from the first byte, so only the environment and the command line can set it before
+    ``initialize``; client settings change it for later messages."""
+    parent_check_ms: int = 3000
+    """How often to check that the client's ``processId`` is still alive (0: never)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +196,8 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -109,26 +207,48 @@ _SECTIONS: dict[str, type[Any]] = {
     "engine": EngineSettings,
     "context": ContextSettings,
     "log": LogSettings,
+    "server": ServerSettings,
+    "generate": GenerateSettings,
 }
 
 _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("model", "n_ctx"): (256, 131072),
     ("model", "threads"): (0, 512),
     ("model", "batch"): (8, 8192),
+    ("model", "timeout_ms"): (100, 600_000),
+    ("model", "slots"): (0, 4096),
     ("fim", "prefix_tokens"): (0, 32768),
     ("fim", "suffix_tokens"): (0, 32768),
     ("fim", "middle_tokens"): (0, 32768),
     ("completion", "max_new_tokens"): (1, 4096),
     ("completion", "max_file_bytes"): (1024, 1 << 31),
-    ("engine", "time_budget_ms"): (50, 600_000),
+    ("engine", "time_budget_ms"): (0, 600_000),
     ("engine", "prompt_lookup"): (0, 32),
     ("engine", "snapshot_mb"): (0, 1 << 16),
+    ("server", "max_message_bytes"): (1024, 1 << 40),
+    ("server", "parent_check_ms"): (0, 3_600_000),
+    ("generate", "max_tokens"): (1, 16384),
+    ("generate", "idle_unload_s"): (0, 7 * 24 * 3600),
+    ("generate", "n_ctx"): (256, 131072),
     **{("context", key): bounds for key, bounds in CONTEXT_RANGES.items()},
 }
+
+AUTO_ZERO = frozenset(
+    {
+        ("fim", "prefix_tokens"),
+        ("fim", "suffix_tokens"),
+        ("fim", "middle_tokens"),
+        ("engine", "time_budget_ms"),
+    }
+)
+"""Settings whose 0 means "auto" (the pacing rule sets them); ``"auto"`` is read as 0."""
 
 _LITERALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("fim", "mode"): get_args(FimMode),
     ("completion", "comments"): get_args(CommentScope),
+    ("completion", "multi_line"): get_args(MultiLine),
+    ("model", "kv_type"): get_args(KvType),
+    ("model", "prompt_format"): get_args(PromptFormat),
 }
 
 
@@ -141,13 +261,83 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+@dataclass(frozen=True)
+class BackendChoice:
+    """``model.backend`` parsed: which backend, and its argument."""
+
+    kind: Literal["llama", "llama-server", "openai", "fake", "scripted"]
+    delay_s: float = 0.0
+    """``fake:SECONDS``: the delay spread over the fake's tokens."""
+    path: str = ""
+    """``scripted:PATH``: the file whose text is the output."""
+
+
+TEST_BACKENDS = ("fake", "scripted")
+"""Backends that are not a model: accepted only from the command line (and environment)."""
+MAX_FAKE_DELAY_S = 3600.0
+
+
+def parse_backend(value: str) -> BackendChoice:
+    """``llama``, ``llama-server``, ``openai``, ``fake``, ``fake:SECONDS`` or ``scripted:PATH``;
+    ValueError says why not."""
+    kind, colon, argument = value.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind == "llama" and not colon:
+        return BackendChoice("llama")
+    if kind == "llama-server" and not colon:
+        return BackendChoice("llama-server")
+    if kind == "openai" and not colon:
+        return BackendChoice("openai")
+    if kind == "fake":
+        if not colon:
+            return BackendChoice("fake")
+        try:
+            delay = float(argument)
+        except ValueError:
+            raise ValueError("must be fake:SECONDS with SECONDS a number") from None
+        # float() takes nan, inf and -1: each would fail on every request instead.
+        if not 0 <= delay <= MAX_FAKE_DELAY_S:  # also False for nan
+            raise ValueError(f"must be fake:SECONDS with SECONDS from 0 to {MAX_FAKE_DELAY_S:g}")
+        return BackendChoice("fake", delay_s=delay)
+    if kind == "scripted":
+        if not argument.strip():
+            raise ValueError("must be scripted:PATH with the path of a file")
+        return BackendChoice("scripted", path=argument)
+    raise ValueError("must be llama, llama-server, openai, fake, fake:SECONDS or scripted:PATH")
+
+
+def is_test_backend(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().partition(":")[0].strip().lower() in (
+        TEST_BACKENDS
+    )
+
+
 def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
     """Turn a raw value into the field's type, or raise ValueError with a plain reason."""
+    if (section, key) in (("model", "backend"), ("generate", "backend")):
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        parse_backend(value)
+        return value.strip()
     if (section, key) in _LITERALS:
         allowed = _LITERALS[(section, key)]
         if value not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return value
+    if (section, key) in AUTO_ZERO and isinstance(value, str) and value.strip() == "auto":
+        return 0
+    if kind == "int | str":  # model.gpuLayers: "auto" or a count
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("must be auto or a number of layers")
+        try:
+            layers = int(value)
+        except ValueError:
+            raise ValueError("must be auto or a number of layers") from None
+        if not 0 <= layers <= 1024:
+            raise ValueError("must be auto or a number of layers from 0 to 1024")
+        return layers
     if kind in (bool, "bool"):
         if isinstance(value, bool):
             return value
@@ -257,6 +447,37 @@ class SettingsSources:
     command_line: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self) -> tuple[Settings, list[str]]:
-        return parse_settings(
-            [self.environment, self.initialization, self.workspace, self.command_line]
+        initialization, refused_init = _without_test_backend(
+            self.initialization, "initializationOptions"
         )
+        workspace, refused_workspace = _without_test_backend(self.workspace, "workspace settings")
+        settings, problems = parse_settings(
+            [self.environment, initialization, workspace, self.command_line]
+        )
+        return settings, [*refused_init, *refused_workspace, *problems]
+
+
+def _without_test_backend(layer: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """``layer`` less a test backend (``fake``, ``scripted:PATH``) in ``model.backend``
+    or ``generate.backend``.
+
+    A client, or a workspace's settings file, must not swap the model for a backend that
+    reads any file back as a "completion": those are for checks, started on purpose.
+    """
+    refused: list[str] = []
+    for section, where in (
+        ("model", "on the command line (--backend)"),
+        ("generate", "from the server's environment (CODEGEMMA_LSP_GENERATE_BACKEND)"),
+    ):
+        raw = layer.get(section)
+        if not isinstance(raw, Mapping):
+            continue
+        value = raw.get("backend")
+        if not is_test_backend(value):
+            continue
+        layer = {**layer, section: {key: item for key, item in raw.items() if key != "backend"}}
+        refused.append(
+            f"setting {section}.backend = {value!r} from the {source} is ignored: test "
+            f"backends (fake, scripted:PATH) are accepted only {where}"
+        )
+    return layer, refused

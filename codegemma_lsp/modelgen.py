@@ -166,6 +166,22 @@ def write_tiny_codegemma(path: Path, *, seed: int = 0) -> Path:
     return write_gemma(path, shape=TINY_SHAPE, vocabulary=codegemma_like_vocabulary(), seed=seed)
 
 
+BROKEN_CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }{% endfor"
+"""A Jinja template that does not compile: ``}}`` and ``%}`` are missing."""
+
+
+def write_tiny_codegemma_broken_chat_template(path: Path, *, seed: int = 0) -> Path:
+    """Like :func:`write_tiny_codegemma`, with a ``tokenizer.chat_template`` that does not
+    compile."""
+    return write_gemma(
+        path,
+        shape=TINY_SHAPE,
+        vocabulary=codegemma_like_vocabulary(),
+        seed=seed,
+        chat_template=BROKEN_CHAT_TEMPLATE,
+    )
+
+
 def write_tiny_gemma_without_fim(path: Path, *, seed: int = 0) -> Path:
     """Like :func:`write_tiny_codegemma`, but a plain Gemma vocabulary with no FIM tokens."""
     vocabulary = codegemma_like_vocabulary(fim=False)
@@ -180,8 +196,12 @@ def write_gemma(
     seed: int = 0,
     dtype: Literal["f32", "f16"] = "f32",
     name: str = "tiny-codegemma",
+    chat_template: str | None = None,
 ) -> Path:
-    """Write a random-weight ``gemma`` GGUF; deterministic for a given seed."""
+    """Write a random-weight ``gemma`` GGUF; deterministic for a given seed.
+
+    ``chat_template`` is written as ``tokenizer.chat_template`` (real GGUFs carry one;
+    a completion server must load the file whatever it holds)."""
     import gguf
     import numpy as np
 
@@ -190,6 +210,8 @@ def write_gemma(
     writer = gguf.GGUFWriter(str(path), ARCHITECTURE)
     _add_hyperparameters(writer, shape, name)
     _add_tokenizer(writer, vocabulary)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     for tensor_name, tensor in _gemma_tensors(rng, shape, vocabulary):
         writer.add_tensor(tensor_name, tensor.astype(float_type))
     writer.write_header_to_file()

@@ -11,7 +11,9 @@ PSM, the format CodeGemma's report documents (reference/FACTS.md)::
     <bos>[path\\n]<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>
 
 Token budgets keep the end of the prefix and the start of the suffix, the text
-nearest the cursor.
+nearest the cursor. :func:`build_prompt` is the one place a prompt is assembled:
+the server's pipeline and ``codegemma-lsp prompt`` both call it, with the model's
+tokenizer and a budget that fits the model's context (:func:`context_budget`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
+
+from codegemma_lsp.config import FimMode as FimMode
 
 Tokenize = Callable[[str], list[int]]
 """Text to ids, without BOS and without parsing special tokens."""
 
-FimMode = Literal["psm", "psm-line", "spm", "spm2"]
+
+class TextTokenizer(Protocol):
+    """What building a prompt needs of a tokenizer (``engine.base.Tokenizer`` has it)."""
+
+    def tokenize(self, text: str) -> list[int]:
+        """Text to ids, without BOS and without parsing special tokens."""
+        ...
+
+
+class SpecialLookup(Protocol):
+    """What finding the special tokens needs of a tokenizer."""
+
+    def special_id(self, text: str) -> int | None: ...
 
 FIM_PREFIX = "<|fim_prefix|>"
 FIM_MIDDLE = "<|fim_middle|>"
@@ -33,6 +49,9 @@ FILE_SEPARATOR = "<|file_separator|>"
 END_OF_TURN = "<end_of_turn>"
 MARKER_TEXTS = (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FILE_SEPARATOR, END_OF_TURN, "<bos>", "<eos>")
 """Texts of the special tokens that user text must never turn into."""
+
+BOS = "<bos>"
+EOS = "<eos>"
 
 SUFFIX_SHARE = 0.25
 """The part of a tight budget the suffix gets, when the prefix could use all of it."""
@@ -49,6 +68,34 @@ class FimTokens:
     fim_suffix: int
     file_separator: int
     end_of_turn: int | None = None
+
+    @classmethod
+    def lookup(cls, tokenizer: SpecialLookup) -> FimTokens:
+        """The ids the vocabulary gives these tokens, found by their text.
+
+        Raises ValueError naming the first token the vocabulary lacks.
+        """
+
+        def required(text: str) -> int:
+            token = tokenizer.special_id(text)
+            if token is None:
+                raise ValueError(f"the vocabulary has no {text} token")
+            return token
+
+        return cls(
+            bos=required(BOS),
+            eos=required(EOS),
+            fim_prefix=required(FIM_PREFIX),
+            fim_middle=required(FIM_MIDDLE),
+            fim_suffix=required(FIM_SUFFIX),
+            file_separator=required(FILE_SEPARATOR),
+            end_of_turn=tokenizer.special_id(END_OF_TURN),
+        )
+
+    @property
+    def end_ids(self) -> frozenset[int]:
+        """Ids that end the text itself, rather than the middle."""
+        return frozenset(i for i in (self.eos, self.end_of_turn) if i is not None)
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -215,29 +262,39 @@ def _special_id(fim: FimTokens, name: Special) -> int:
     return value
 
 
+def context_budget(n_ctx: int, max_new_tokens: int) -> tuple[int, int]:
+    """(prompt budget, new tokens) for a model context of ``n_ctx`` tokens.
+
+    Generation gets what it asks for, up to half the context; the prompt the rest.
+    """
+    max_new = max(0, min(max_new_tokens, n_ctx // 2))
+    return n_ctx - max_new, max_new
+
+
 def build_prompt(
-    tokenize: Tokenize,
-    fim: FimTokens,
+    tokenizer: TextTokenizer,
+    special_ids: FimTokens,
     parts: PromptParts,
     mode: FimMode = "psm",
-    *,
-    max_tokens: int | None = None,
+    budget: int | None = None,
 ) -> list[int]:
     """The prompt for ``mode`` as ids, text tokenized with :func:`tokenize_plain`.
 
-    ``max_tokens`` caps the whole prompt. The windows are sized beforehand, so
-    this is a guard against overflowing the context: context files go first
-    (last one first), then the prefix loses its start and the suffix its end
-    (see :func:`split_budget`), then the path line. Raises ValueError when even
-    the special tokens do not fit.
+    ``budget`` caps the whole prompt (see :func:`context_budget`). The windows are
+    sized beforehand, so this is a guard against overflowing the context: context
+    files go first (last one first), then the prefix loses its start and the suffix
+    its end (see :func:`split_budget`), then the path line. Raises ValueError when
+    even the special tokens do not fit.
     """
     segments = prompt_segments(parts, mode)
     ids = [
-        [_special_id(fim, s.special)] if s.special else tokenize_plain(tokenize, s.text)
+        [_special_id(special_ids, s.special)]
+        if s.special
+        else tokenize_plain(tokenizer.tokenize, s.text)
         for s in segments
     ]
-    if max_tokens is not None:
-        _fit(segments, ids, max_tokens)
+    if budget is not None:
+        _fit(segments, ids, budget)
     return [token for piece in ids for token in piece]
 
 
@@ -271,15 +328,13 @@ def _fit(segments: list[Segment], ids: list[list[int]], max_tokens: int) -> None
 
 
 def build_psm(
-    tokenize: Tokenize,
+    tokenizer: TextTokenizer,
     fim: FimTokens,
     prefix: str,
     suffix: str,
     path: str | None,
     *,
-    max_tokens: int | None = None,
+    budget: int | None = None,
 ) -> list[int]:
     """``<bos>[path\\n]<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>`` as ids."""
-    return build_prompt(
-        tokenize, fim, PromptParts(prefix, suffix, path), "psm", max_tokens=max_tokens
-    )
+    return build_prompt(tokenizer, fim, PromptParts(prefix, suffix, path), "psm", budget)

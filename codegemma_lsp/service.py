@@ -9,8 +9,18 @@ It sits between the LSP handlers and the pipeline. For each request it:
    inference thread, with the document's last window carried through the edits
    made since, so the prompt's start stays put and its KV cache is reused.
 
-It also pre-warms a document's prompt when it opens and precomputes the next
-suggestion after an accept, both as background work that yields to requests.
+The repository context comes from the :data:`~codegemma_lsp.completion.ContextProvider`
+given to the constructor (the server's workspace index), which the pipeline calls
+itself. It also pre-warms a document's prompt when it opens and precomputes the
+next suggestion after an accept, both as background work that yields to requests.
+
+Pacing (:mod:`codegemma_lsp.pacing`): the settings each request runs with have their
+auto values set from the machine's speed (measured at load) and the user's pauses
+between edits (:meth:`CompletionService.edited`). A block is answered by its first
+line and its rest generated in the background, where multi-line pays
+(:mod:`codegemma_lsp.first_line`); a request at the place the rest is for waits for
+it instead of starting afresh. After an answer, once the user has paused, the prompt
+of the likely next place (the next line) is evaluated in the background.
 Every request leaves a :class:`~codegemma_lsp.stats.RequestRecord`, and so does
 each piece of background work: a cancelled job's record is written when the job
 stops, so the tokens it evaluated before it saw its cancel are counted too.
@@ -29,20 +39,36 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
+from codegemma_lsp.block_rest import (
+    generate_rest,
+    has_rest,
+    next_line_prompt,
+    shows_first_line,
+    whole_block,
+)
 from codegemma_lsp.completion import (
     CompletionOutcome,
     CompletionQuery,
+    ContextProvider,
     carry_window,
-    plan_completion,
     run_completion,
 )
 from codegemma_lsp.config import Settings
 from codegemma_lsp.documents import Document, DocumentSnapshot
-from codegemma_lsp.engine.base import CancelToken, Generation
+from codegemma_lsp.engine.base import Backend, CancelToken, EngineError, Generation
 from codegemma_lsp.engine.host import ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
+from codegemma_lsp.oracle import OracleBook
+from codegemma_lsp.pacing import (
+    PAUSE_MIN_MS,
+    Pacing,
+    PauseTracker,
+    derive_pacing,
+    paced_settings,
+    pins_of,
+)
 from codegemma_lsp.stats import RequestRecord, Source, Stats
-from codegemma_lsp.suggestions import SuggestionStore
+from codegemma_lsp.suggestions import Suggestion, SuggestionStore
 from codegemma_lsp.syntax.cutpoints import Window
 
 log = logging.getLogger(__name__)
@@ -64,6 +90,18 @@ class _Precompute:
     future: asyncio.Future[CompletionOutcome]
 
 
+@dataclass
+class _Rest:
+    """A block's rest being generated after its first line (``first``) was shown."""
+
+    first: Suggestion
+    future: asyncio.Future[CompletionOutcome | None]
+
+
+WARM_AFTER_S = PAUSE_MIN_MS / 1000
+"""How long the user must pause after an answer before the next place is warmed."""
+
+
 class CompletionService:
     def __init__(
         self,
@@ -71,25 +109,47 @@ class CompletionService:
         worker: InferenceWorker,
         stats: Stats,
         settings: Callable[[], Settings],
+        context: ContextProvider | None = None,
     ) -> None:
         self.host = host
         self.worker = worker
         self.stats = stats
         self.settings = settings
+        self.context = context
+        """The repository context of a snapshot (None: no context)."""
         self.suggestions = SuggestionStore()
         self._windows: dict[str, tuple[int, Window]] = {}
         self._inflight: dict[str, asyncio.Task[Any]] = {}
         self._precomputed: dict[str, _Precompute] = {}
-        self.context_files: Callable[[DocumentSnapshot], tuple[tuple[str, str], ...]] | None = None
-        """Repository context for a document, set by the server when it has a workspace."""
+        self._rests: dict[str, _Rest] = {}
+        self._warm_timers: dict[str, asyncio.TimerHandle] = {}
+        self.pauses = PauseTracker()
+        self.oracle: OracleBook | None = None
+        """Benchmark only (``serve --bench-oracle``): what the typist types next."""
+        self._pacing: Pacing | None = None
 
-    def _context(
-        self, snapshot: DocumentSnapshot
-    ) -> Callable[[], tuple[tuple[str, str], ...]] | None:
-        provider = self.context_files
-        if provider is None:
-            return None
-        return lambda: provider(snapshot)
+    # ----- pacing ---------------------------------------------------------------
+
+    def edited(self, uri: str, at: float | None = None) -> None:
+        """An edit arrived: a pause ends; a warm-up of the next place is now stale."""
+        self.pauses.edited(time.perf_counter() if at is None else at)
+        timer = self._warm_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        self.worker.cancel(f"warm:{uri}")
+
+    def pacing(self) -> Pacing:
+        """The budgets for this machine and this user now (pinned settings kept)."""
+        speed = getattr(self.host.status, "speed", None)
+        pacing = derive_pacing(speed, self.pauses.median_ms(), pins_of(self.settings()))
+        if pacing != self._pacing:
+            self._pacing = pacing
+            log.info("pacing: %s", pacing.describe())
+        return pacing
+
+    def paced_settings(self) -> Settings:
+        """The settings with their auto values set by :meth:`pacing`."""
+        return paced_settings(self.settings(), self.pacing())
 
     # ----- requests -------------------------------------------------------------
 
@@ -117,21 +177,29 @@ class CompletionService:
         received: float,
         request_id: int | str | None,
     ) -> Answer | None:
-        settings = self.settings()
+        settings = self.paced_settings()
         uri = document.uri
+        timer = self._warm_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
         if settings.engine.cache:
             hit = self.suggestions.lookup(uri, document.text, cursor)
             if hit is not None:
                 item, rest = hit
                 elapsed = (time.perf_counter() - received) * 1000
                 self.stats.record(
-                    RequestRecord(uri, "cache", elapsed, overhead_ms=elapsed, request_id=request_id)
+                    RequestRecord.from_generation(
+                        uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
+                    )
                 )
                 return Answer(rest, item.id)
         backend = self.host.backend
         if backend is None:
             log.debug("no completion: model %s", self.host.status.state)
             return None
+        block_rest = self._joinable_rest(document, cursor) if settings.engine.cache else None
+        if block_rest is not None:
+            return await self._answer_from_rest(block_rest, document, cursor, received, request_id)
         snapshot = document.snapshot()
         joined = self._joinable_precompute(document, cursor)
         job: Future[CompletionOutcome] | None = None
@@ -141,38 +209,223 @@ class CompletionService:
             if joined is not None:
                 outcome = await asyncio.shield(joined)
             else:
-                query = CompletionQuery(snapshot, cursor, path, self._previous_window(document))
-                context = self._context(snapshot)
+                query = CompletionQuery(
+                    snapshot,
+                    cursor,
+                    path,
+                    self._previous_window(document),
+                    first_line=settings.completion.multi_line == "on",
+                    oracle=self._oracle_at(document, cursor),
+                )
                 job, token = self.worker.submit(
-                    uri, lambda cancel: run_completion(backend, query, settings, cancel, context)
+                    uri, self._answer_job(query, backend, settings, snapshot)
                 )
                 outcome = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             total = (time.perf_counter() - received) * 1000
-            record = RequestRecord(uri, "model", total, cancelled=True, request_id=request_id)
             if job is None or token is None:
-                self.stats.record(record)  # it joined background work, which records itself
+                # It joined background work, which records itself.
+                record = RequestRecord.from_generation(
+                    uri, "model", total, None, cancelled=True, request_id=request_id
+                )
+                self.stats.record(record)
             else:
                 token.cancel()
-                self._record_when_stopped(job, record, snapshot.revision)
+                self._record_when_stopped(job, uri, total, request_id, snapshot.revision)
             raise
+        except EngineError as exc:
+            # The engine failed (a remote server down or refusing): no ghost text. A
+            # remote backend has put the reason in codegemma/status; the record counts it.
+            log.warning("no completion: %s", exc)
+            total = (time.perf_counter() - received) * 1000
+            record = RequestRecord.from_generation(uri, "model", total, None, request_id=request_id)
+            self.stats.record(replace(record, stop_reason="error"))
+            return None
         after = time.perf_counter()
         self._remember_window(uri, snapshot.revision, outcome)
         if outcome.cancelled:
             # Superseded on the worker side before this task saw its cancel.
             total = (time.perf_counter() - received) * 1000
-            record = RequestRecord(uri, "model", total, cancelled=True, request_id=request_id)
-            self.stats.record(_with_generation(record, outcome.generation))
+            self.stats.record(
+                RequestRecord.from_generation(
+                    uri,
+                    "model",
+                    total,
+                    outcome.generation,
+                    stages_ms=outcome.timings_ms,
+                    cancelled=True,
+                    request_id=request_id,
+                )
+            )
             raise asyncio.CancelledError
         handler_ms = before_ms + (time.perf_counter() - after) * 1000
         self._record(uri, outcome, received, handler_ms, request_id)
         if not outcome.text:
             return None
         added = self.suggestions.add(uri, snapshot.text, cursor, outcome.text)
+        if has_rest(outcome):
+            self._start_rest(added, snapshot, outcome, backend)
+        else:
+            self._schedule_warm(document, snapshot, cursor, outcome, backend)
         return Answer(outcome.text, added.id)
 
+    def _oracle_at(self, document: Document, cursor: int) -> str | None:
+        if self.oracle is None:
+            return None
+        return self.oracle.typed_at(document.uri, document.revision, cursor)
+
+    def _answer_job(
+        self,
+        query: CompletionQuery,
+        backend: Backend,
+        settings: Settings,
+        snapshot: DocumentSnapshot,
+    ) -> Callable[[CancelToken], CompletionOutcome]:
+        """The request's work on the inference thread: the pipeline, and, for a block whose
+        first line cannot stand alone, the rest of the block right after it."""
+        context = self.context
+
+        def job(cancel: CancelToken) -> CompletionOutcome:
+            outcome = run_completion(query, backend, settings, cancel, context)
+            if has_rest(outcome) and not shows_first_line(outcome, snapshot):
+                rest = generate_rest(outcome, snapshot, backend, cancel)
+                if rest is not None and rest.generation is not None:
+                    outcome = whole_block(outcome, rest)
+            return outcome
+
+        return job
+
+    # ----- first line first -------------------------------------------------------
+
+    def _start_rest(
+        self,
+        first: Suggestion,
+        snapshot: DocumentSnapshot,
+        outcome: CompletionOutcome,
+        backend: Backend,
+    ) -> None:
+        """Generate the rest of a block whose first line was just answered, in the
+        background; when done, the whole block replaces the line in the cache."""
+        uri = snapshot.uri
+        future, _ = self.worker.submit(
+            f"rest:{uri}",
+            lambda cancel: generate_rest(outcome, snapshot, backend, cancel),
+            background=True,
+        )
+        wrapped = asyncio.wrap_future(future)
+        self._rests[uri] = _Rest(first, wrapped)
+        started = time.perf_counter()
+
+        def store(done: asyncio.Future[CompletionOutcome | None]) -> None:
+            if self._rests.get(uri) is not None and self._rests[uri].future is done:
+                del self._rests[uri]
+            if done.cancelled() or done.exception() is not None:
+                return
+            whole = done.result()
+            if whole is None:
+                return
+            self._record_background(uri, "precompute", started, whole)
+            if whole.text and not whole.cancelled:
+                self.suggestions.add(uri, snapshot.text, first.anchor, whole.text)
+
+        wrapped.add_done_callback(store)
+
+    def _joinable_rest(
+        self, document: Document, cursor: int
+    ) -> asyncio.Future[CompletionOutcome | None] | None:
+        """The rest being generated for this place: the user accepted or typed the first
+        line (and perhaps a newline and indentation), and nothing else changed."""
+        pending = self._rests.get(document.uri)
+        if pending is None or pending.future.done():
+            return None
+        first = pending.first
+        typed = document.text[first.anchor : cursor]
+        if cursor < first.anchor or not typed.startswith(first.text):
+            return None
+        if typed[len(first.text) :].strip() or not first.rest_is_context(document.text, cursor):
+            return None
+        return pending.future
+
+    async def _answer_from_rest(
+        self,
+        rest: asyncio.Future[CompletionOutcome | None],
+        document: Document,
+        cursor: int,
+        received: float,
+        request_id: int | str | None,
+    ) -> Answer | None:
+        """Wait for the rest of the block, then answer from the cache it filled."""
+        uri = document.uri
+        try:
+            await asyncio.shield(rest)
+        except asyncio.CancelledError:
+            total = (time.perf_counter() - received) * 1000
+            self.stats.record(
+                RequestRecord.from_generation(
+                    uri, "cache", total, None, cancelled=True, request_id=request_id
+                )
+            )
+            raise
+        hit = self.suggestions.lookup(uri, document.text, cursor)
+        elapsed = (time.perf_counter() - received) * 1000
+        source: Source = "cache" if hit is not None else "none"
+        self.stats.record(
+            RequestRecord.from_generation(
+                uri, source, elapsed, None, handler_ms=elapsed, request_id=request_id
+            )
+        )
+        return None if hit is None else Answer(hit[1], hit[0].id)
+
+    # ----- warming the next place -------------------------------------------------
+
+    def _schedule_warm(
+        self,
+        document: Document,
+        snapshot: DocumentSnapshot,
+        cursor: int,
+        outcome: CompletionOutcome,
+        backend: Backend,
+    ) -> None:
+        """Once the user has paused after this answer, evaluate the next line's prompt."""
+        if outcome.prompt is None or not self.settings().engine.prewarm:
+            return
+        uri = document.uri
+        line_start = snapshot.text.rfind("\n", 0, cursor) + 1
+        line = snapshot.text[line_start:cursor]
+        indent = line[: len(line) - len(line.lstrip())]
+
+        def warm() -> None:
+            self._warm_timers.pop(uri, None)
+            if document.revision != snapshot.revision or self.host.backend is not backend:
+                return
+            prompt = next_line_prompt(outcome, indent, backend)
+            if prompt is None:
+                return
+
+            def job(cancel: CancelToken) -> Generation:
+                started = time.perf_counter()
+                generation = backend.generate(prompt.ids, prompt.policy, cancel)
+                self.stats.record(
+                    RequestRecord.from_generation(
+                        uri, "prewarm", (time.perf_counter() - started) * 1000, generation
+                    )
+                )
+                return generation
+
+            self.worker.submit(f"warm:{uri}", job, background=True)
+
+        previous = self._warm_timers.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+        self._warm_timers[uri] = asyncio.get_running_loop().call_later(WARM_AFTER_S, warm)
+
     def _record_when_stopped(
-        self, job: Future[CompletionOutcome], record: RequestRecord, revision: int
+        self,
+        job: Future[CompletionOutcome],
+        uri: str,
+        total_ms: float,
+        request_id: int | str | None,
+        revision: int,
     ) -> None:
         """Record a cancelled job once it has stopped, with the tokens it evaluated.
 
@@ -184,11 +437,18 @@ class CompletionService:
 
         def stopped(done: Future[CompletionOutcome]) -> None:
             outcome = None if done.cancelled() or done.exception() is not None else done.result()
-            if outcome is None:
-                self.stats.record(record)
-                return
-            self.stats.record(_with_generation(record, outcome.generation))
-            self._remember_window(record.uri, revision, outcome)
+            record = RequestRecord.from_generation(
+                uri,
+                "model",
+                total_ms,
+                outcome.generation if outcome is not None else None,
+                stages_ms=outcome.timings_ms if outcome is not None else None,
+                cancelled=True,
+                request_id=request_id,
+            )
+            self.stats.record(record)
+            if outcome is not None:
+                self._remember_window(uri, revision, outcome)
 
         def on_worker_thread(done: Future[CompletionOutcome]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the server is exiting
@@ -229,32 +489,25 @@ class CompletionService:
         handler_ms: float,
         request_id: int | str | None,
     ) -> None:
-        generation = outcome.generation or Generation("", "length")
-        timings = outcome.timings_ms
-        llama_ms = generation.prompt_ms + generation.generate_ms - timings.get("stop_check", 0.0)
-        overhead = handler_ms + sum(timings.get(k, 0.0) for k in ("plan", "truncate", "stop_check"))
-        record = RequestRecord(
-            uri=uri,
-            source="model" if outcome.generation is not None else "none",
-            total_ms=(time.perf_counter() - received) * 1000,
-            llama_ms=llama_ms,
-            overhead_ms=overhead,
-            prompt_tokens=generation.prompt_tokens,
-            evaluated_tokens=generation.evaluated_tokens,
-            generated_tokens=generation.generated_tokens,
-            prompt_ms=generation.prompt_ms,
-            generate_ms=generation.generate_ms,
-            stop_reason=generation.stop_reason if outcome.generation else "-",
+        """The request's record, and its one log line (never its code, unless asked)."""
+        record = RequestRecord.from_generation(
+            uri,
+            "model" if outcome.generation is not None else "none",
+            (time.perf_counter() - received) * 1000,
+            outcome.generation,
+            stages_ms=outcome.timings_ms,
+            handler_ms=handler_ms,
             request_id=request_id,
-            drafted_tokens=generation.drafted_tokens,
-            accepted_drafts=generation.accepted_drafts,
         )
         self.stats.record(record)
         plan = outcome.plan
         window = plan.window
         log.info(
-            "completion scope=%s(%s) cut=%s kept=%s prompt_tokens=%d evaluated=%d generated=%d "
-            "stop=%s chars=%d total_ms=%.1f llama_ms=%.1f overhead_ms=%.1f",
+            "completion id=%s scope=%s(%s) cut=%s kept=%s prompt_tokens=%d evaluated=%d "
+            "generated=%d stop=%s chars=%d total_ms=%.1f plan_ms=%.1f context_ms=%.1f "
+            "prompt_ms=%.1f eval_ms=%.1f generate_ms=%.1f truncate_ms=%.1f llama_ms=%.1f "
+            "overhead_ms=%.1f",
+            request_id,
             plan.scope.value,
             plan.reason,
             window.kind if window else "-",
@@ -265,6 +518,12 @@ class CompletionService:
             record.stop_reason,
             len(outcome.text),
             record.total_ms,
+            record.plan_ms,
+            record.context_ms,
+            record.build_prompt_ms,
+            record.prompt_ms,
+            record.generate_ms,
+            record.truncate_ms,
             record.llama_ms,
             record.overhead_ms,
         )
@@ -275,32 +534,27 @@ class CompletionService:
 
     def prewarm(self, document: Document, path: str | None) -> None:
         """Evaluate the document's prompt up to its end, so the first request is warm."""
-        settings = self.settings()
+        settings = self.paced_settings()
         backend = self.host.backend
         if not settings.engine.prewarm or backend is None:
             return
         snapshot = document.snapshot()
-        plan = plan_completion(
-            CompletionQuery(snapshot, len(snapshot.text), path), settings, force=True
-        )
-        if plan.request is None:
-            return
-        request = replace(plan.request, max_new_tokens=0, stop_check=None)
-        context = self._context(snapshot)
+        query = CompletionQuery(snapshot, len(snapshot.text), path)
+        context = self.context
 
-        def warm(cancel: CancelToken) -> Generation:
+        def warm(cancel: CancelToken) -> CompletionOutcome:
             started = time.perf_counter()
-            files = context() if context is not None else ()
-            generation = backend.complete(replace(request, context=files), cancel)
+            outcome = run_completion(query, backend, settings, cancel, context, warm=True)
             # On the inference thread: a deque append is atomic, so no hop to the loop.
-            self._record_background(document.uri, "prewarm", started, generation)
-            return generation
+            self._record_background(document.uri, "prewarm", started, outcome)
+            return outcome
 
         self.worker.submit(f"prewarm:{document.uri}", warm, background=True)
 
     def accepted(self, document: Document, suggestion_id: int, path: str | None) -> None:
-        """After an accept, precompute the suggestion that follows the accepted text."""
-        settings = self.settings()
+        """After an accept, precompute the suggestion that follows the accepted text
+        (unless the rest of its block, or the cache, already covers that place)."""
+        settings = self.paced_settings()
         backend = self.host.backend
         item = self.suggestions.get(document.uri, suggestion_id)
         if item is None or backend is None or not settings.engine.cache:
@@ -308,12 +562,23 @@ class CompletionService:
         end = item.accepted_end(document.text)
         if end is None:
             return
+        if self._joinable_rest(document, end) is not None:
+            return
+        if self.suggestions.lookup(document.uri, document.text, end) is not None:
+            return
         snapshot = document.snapshot()
-        query = CompletionQuery(snapshot, end, path, self._previous_window(document))
-        context = self._context(snapshot)
+        query = CompletionQuery(
+            snapshot,
+            end,
+            path,
+            self._previous_window(document),
+            first_line=settings.completion.multi_line == "on",
+            oracle="" if self.oracle is not None else None,
+        )
+        context = self.context
         future, _ = self.worker.submit(
             f"next:{document.uri}",
-            lambda cancel: run_completion(backend, query, settings, cancel, context),
+            lambda cancel: run_completion(query, backend, settings, cancel, context),
             background=True,
         )
         wrapped = asyncio.wrap_future(future)
@@ -325,7 +590,7 @@ class CompletionService:
             if done.cancelled() or done.exception() is not None:
                 return
             outcome = done.result()
-            self._record_background(document.uri, "precompute", started, outcome.generation)
+            self._record_background(document.uri, "precompute", started, outcome)
             self._remember_window(document.uri, snapshot.revision, outcome)
             if outcome.text and not outcome.cancelled:
                 self.suggestions.add(document.uri, snapshot.text, end, outcome.text)
@@ -333,19 +598,27 @@ class CompletionService:
         wrapped.add_done_callback(store)
 
     def _record_background(
-        self, uri: str, source: Source, started: float, generation: Generation | None
+        self, uri: str, source: Source, started: float, outcome: CompletionOutcome
     ) -> None:
         total = (time.perf_counter() - started) * 1000
-        cancelled = generation is not None and generation.stop_reason == "cancelled"
-        record = RequestRecord(uri, source, total, cancelled=cancelled)
-        self.stats.record(_with_generation(record, generation))
+        self.stats.record(
+            RequestRecord.from_generation(
+                uri, source, total, outcome.generation, stages_ms=outcome.timings_ms
+            )
+        )
 
     def forget(self, uri: str) -> None:
         self.worker.cancel(uri)
-        self.worker.cancel(f"prewarm:{uri}")
-        self.worker.cancel(f"next:{uri}")
+        for kind in ("prewarm", "next", "rest", "warm"):
+            self.worker.cancel(f"{kind}:{uri}")
         self._windows.pop(uri, None)
         self._precomputed.pop(uri, None)
+        self._rests.pop(uri, None)
+        timer = self._warm_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        if self.oracle is not None:
+            self.oracle.forget(uri)
         self.suggestions.forget(uri)
 
     def reset(self) -> None:
@@ -354,26 +627,12 @@ class CompletionService:
         self.suggestions = SuggestionStore()
         self._windows.clear()
         self._precomputed.clear()
+        self._rests.clear()
+        for timer in self._warm_timers.values():
+            timer.cancel()
+        self._warm_timers.clear()
 
     def cancel_all(self) -> None:
         self.worker.cancel_all()
         for task in list(self._inflight.values()):
             task.cancel()
-
-
-def _with_generation(record: RequestRecord, generation: Generation | None) -> RequestRecord:
-    """``record`` with the token counts and llama.cpp time of ``generation``."""
-    if generation is None:
-        return record
-    return replace(
-        record,
-        llama_ms=generation.prompt_ms + generation.generate_ms,
-        prompt_tokens=generation.prompt_tokens,
-        evaluated_tokens=generation.evaluated_tokens,
-        generated_tokens=generation.generated_tokens,
-        prompt_ms=generation.prompt_ms,
-        generate_ms=generation.generate_ms,
-        stop_reason=generation.stop_reason,
-        drafted_tokens=generation.drafted_tokens,
-        accepted_drafts=generation.accepted_drafts,
-    )

@@ -8,8 +8,8 @@ tests and the tests of an implementation (``tests_link.py``), reads them safely
 outlines when whole files do not fit (``packer.py``, ``outline.py``).
 """
 
+from codegemma_lsp.config import ContextSettings
 from codegemma_lsp.context.index import ContextIndex, IndexStats
 from codegemma_lsp.context.packer import PackedContext
-from codegemma_lsp.context.settings import ContextSettings
 
 __all__ = ["ContextIndex", "ContextSettings", "IndexStats", "PackedContext"]

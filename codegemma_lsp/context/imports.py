@@ -65,11 +65,11 @@ def extract_imports(
         if owner is not None:
             names.setdefault(node_key(owner), []).append(_text(node))
     refs: list[ImportRef] = []
-    javascript = spec.name in ("javascript", "typescript", "tsx")
+    es_clause = spec.imports.names == "es_clause"
     for node in sorted(found.get("import.path", []), key=lambda n: n.start_byte):
         owner = next((a for a in ancestors(node) if node_key(a) in statements), None)
         taken = tuple(names.get(node_key(owner), ())) if owner is not None else ()
-        if javascript and owner is not None:
+        if es_clause and owner is not None:
             taken = _js_names(owner)
         refs.append(ImportRef(_text(node), taken))
     return tuple(dict.fromkeys(refs))

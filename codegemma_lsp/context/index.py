@@ -34,12 +34,12 @@ from pathlib import Path
 
 import tree_sitter
 
+from codegemma_lsp.config import ContextSettings
 from codegemma_lsp.context.imports import ImportRef, extract_imports, imports_settled
 from codegemma_lsp.context.lexical import code_identifiers
 from codegemma_lsp.context.outline import outline
 from codegemma_lsp.context.packer import EMPTY, Candidate, Measure, PackedContext, pack
 from codegemma_lsp.context.resolve import Resolver
-from codegemma_lsp.context.settings import ContextSettings
 from codegemma_lsp.context.tests_link import (
     PairingIndex,
     family,
@@ -90,8 +90,12 @@ class _Entry:
     trail: Trail
     lexical: str
     """The current file's text as of its last change of imports (see ``context_for``)."""
+    lexical_tree: tree_sitter.Tree
+    """The parse of ``lexical``."""
     keys: set[tuple[str, str]] = field(default_factory=set)
-    csharp: bool = False
+    watched: tuple[str, ...] = ()
+    """Extensions of languages whose imports may name any of their files (``[imports]``
+    ``workspace_wide``): a change to any such file may change the pack."""
     dirty: bool = False
     """The current file changed: its imports must be read again."""
     stale: bool = False
@@ -147,7 +151,7 @@ class ContextIndex:
         self.workspace = Workspace(
             root, open_text=open_text, max_file_bytes=self.settings.max_file_bytes, use_git=use_git
         )
-        self.resolver = Resolver(self.workspace)
+        self.resolver = Resolver(self.workspace, self.registry)
         self.stats = IndexStats()
         self._clock = clock
         self._last_check = clock()
@@ -165,8 +169,16 @@ class ContextIndex:
 
     # --- public ---------------------------------------------------------------------------
 
-    def context_for(self, path: Path, *, tree: tree_sitter.Tree | None = None) -> PackedContext:
-        """The pack for ``path``; ``tree``, if given, must be the parse of its current text."""
+    def context_for(
+        self, path: Path, *, text: str | None = None, tree: tree_sitter.Tree | None = None
+    ) -> PackedContext:
+        """The pack for ``path``.
+
+        ``text`` is its current text (default: the editor's, else the disk's) and ``tree``,
+        if given, the parse of ``text``: the server passes a document snapshot's, so the
+        current file is never parsed twice. Without a tree, at most ``max_file_bytes`` of
+        the text are parsed (imports and the names they bring come first).
+        """
         with self._lock:
             self._take_notices()
             current = self.workspace.normalize(path)
@@ -179,13 +191,14 @@ class ContextIndex:
             entry = self._entries.get(current)
             if entry is not None and not entry.dirty and not entry.stale:
                 return entry.pack
-            text = self._current_text(current)
+            if text is None:
+                text = self._current_text(current)
             spec = self.registry.lookup(None, str(current))
             if text is None or spec is None:
                 return EMPTY
             data = text.encode("utf-8", "surrogatepass")
             if tree is None:
-                tree = spec.parser().parse(data)
+                tree = spec.parser().parse(data[: self.settings.max_file_bytes])
             refs = extract_imports(spec, data, tree)
             if entry is not None and not imports_settled(spec, tree):
                 # Half-typed imports (or an error that swallowed some) must not flip the
@@ -206,8 +219,11 @@ class ContextIndex:
             # What the file's text says besides its imports (names it uses) is read only
             # when its imports change, so that a rebuild for another reason cannot turn
             # a keystroke into a different pack.
-            lexical = entry.lexical if entry is not None and refs == entry.refs else text
-            fresh = self._build(current, lexical, spec, refs)
+            if entry is not None and refs == entry.refs:
+                lexical, lexical_tree = entry.lexical, entry.lexical_tree
+            else:
+                lexical, lexical_tree = text, tree
+            fresh = self._build(current, lexical, lexical_tree, spec, refs)
             if entry is not None and fresh.pack == entry.pack:
                 fresh.pack = entry.pack
                 self.stats.kept += 1
@@ -320,7 +336,7 @@ class ContextIndex:
         trail = entry.trail
         if changed in trail.reads or changed in trail.opened or changed in trail.probes:
             return True
-        if entry.csharp and changed.suffix == ".cs":
+        if entry.watched and changed.name.endswith(entry.watched):
             return True
         return structural and (changed.parent in trail.dirs or bool(keys & entry.keys))
 
@@ -402,17 +418,22 @@ class ContextIndex:
     def _resolve_direct(
         self, spec: LanguageSpec, current: Path, text: str, refs: tuple[ImportRef, ...]
     ) -> tuple[Path, ...]:
-        resolved = self.resolver.resolve(spec.name, current, text, refs)
+        resolved = self.resolver.resolve(spec, current, text, refs)
         return tuple(self.workspace.allowed(resolved))
 
     def _build(
-        self, current: Path, text: str, spec: LanguageSpec, refs: tuple[ImportRef, ...]
+        self,
+        current: Path,
+        text: str,
+        tree: tree_sitter.Tree,
+        spec: LanguageSpec,
+        refs: tuple[ImportRef, ...],
     ) -> _Entry:
         started = time.perf_counter()
         trail = Trail()
         self.workspace.record(trail)
         try:
-            entry = self._build_recorded(current, text, spec, refs, trail)
+            entry = self._build_recorded(current, text, tree, spec, refs, trail)
         finally:
             self.workspace.record(None)
         elapsed = (time.perf_counter() - started) * 1000
@@ -433,6 +454,7 @@ class ContextIndex:
         self,
         current: Path,
         text: str,
+        tree: tree_sitter.Tree,
         spec: LanguageSpec,
         refs: tuple[ImportRef, ...],
         trail: Trail,
@@ -441,7 +463,7 @@ class ContextIndex:
         rel = self.workspace.rel(current)
         data = text.encode("utf-8", "surrogatepass")
         links = (
-            self.resolver.resolve_each(spec.name, current, text, refs) if settings.max_depth else []
+            self.resolver.resolve_each(spec, current, text, refs) if settings.max_depth else []
         )
         direct = tuple(self.workspace.allowed(p for _, paths in links for p in paths))
         nodes: dict[Path, _Node] = {}
@@ -470,7 +492,7 @@ class ContextIndex:
         if settings.max_depth:
             for path in direct:
                 add(path, 1, 1)
-            neighbours = self.resolver.neighbours(spec.name, current, text)
+            neighbours = self.resolver.neighbours(spec, current, text)
             for path in self.workspace.allowed(neighbours):
                 add(path, 1, 1)
         self._expand(nodes, add, current)
@@ -480,7 +502,7 @@ class ContextIndex:
             for path in self.workspace.allowed(tests):
                 add(path, 1, TESTS_RANK, test=True)
         candidates = []
-        focus = self._focus(nodes, (spec, data, spec.parser().parse(data), links))
+        focus = self._focus(nodes, (spec, data, tree, links))
         for node in nodes.values():
             info = self._info(node.path)
             if info is None:
@@ -508,8 +530,23 @@ class ContextIndex:
             direct=direct,
             trail=trail,
             lexical=text,
+            lexical_tree=tree,
             keys=keys,
-            csharp=spec.name == "csharp" or any(p.suffix == ".cs" for p in nodes),
+            watched=self._watched(spec, nodes),
+        )
+
+    def _watched(self, spec: LanguageSpec, nodes: dict[Path, _Node]) -> tuple[str, ...]:
+        """The extensions of workspace-wide languages among the current file and the pack's."""
+        specs = {spec, *(self.registry.lookup(None, str(path)) for path in nodes)}
+        return tuple(
+            sorted(
+                {
+                    ext
+                    for found in specs
+                    if found is not None and found.imports.workspace_wide
+                    for ext in found.extensions
+                }
+            )
         )
 
     def _expand(self, nodes: dict[Path, _Node], add: Callable[..., None], current: Path) -> None:
@@ -523,7 +560,7 @@ class ContextIndex:
                     nodes.pop(node.path, None)
                 elif info.spec is not None:
                     node.links = self.resolver.resolve_each(
-                        info.spec.name, node.path, info.source.text, info.refs
+                        info.spec, node.path, info.source.text, info.refs
                     )
             if depth < self.settings.max_depth:
                 found = [path for node in level for path in node.imports]

@@ -1,7 +1,8 @@
 """Which file a test tests, and which tests test a file.
 
 Naming conventions give the candidates (``test_app.py`` / ``app_test.go`` /
-``app.test.ts`` / ``AppTest.java`` test ``app``); when several files share the
+``app.test.ts`` / ``AppTest.java`` test ``app``), from the ``[tests]`` section of
+each language's folder; when several files share the
 name, the one whose identifiers the test uses most wins, then the one nearest the
 test once test folders are set aside (``tests/pkg/test_mod.py`` and
 ``src/pkg/mod.py`` are neighbours), then the path.
@@ -10,57 +11,66 @@ test once test folders are set aside (``tests/pkg/test_mod.py`` and
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import PurePosixPath
 
 from codegemma_lsp.context.lexical import identifiers
+from codegemma_lsp.syntax.languages import LanguageRegistry, default_registry
 
-FAMILIES: dict[str, str] = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "js",
-    ".jsx": "js",
-    ".mjs": "js",
-    ".cjs": "js",
-    ".ts": "js",
-    ".tsx": "js",
-    ".mts": "js",
-    ".cts": "js",
-    ".go": "go",
-    ".java": "jvm",
-    ".kt": "jvm",
-    ".kts": "jvm",
-    ".rs": "rust",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "c",
-    ".cpp": "c",
-    ".cxx": "c",
-    ".hpp": "c",
-    ".hh": "c",
-    ".cs": "csharp",
-}
-"""Extensions whose files can test one another."""
-
-_TEST_NAMES: dict[str, tuple[re.Pattern[str], ...]] = {
-    "python": (re.compile(r"^test_(.+)\.pyi?$"), re.compile(r"^(.+)_tests?\.pyi?$")),
-    "js": (re.compile(r"^(.+)\.(?:test|spec)\.[cm]?[jt]sx?$"),),
-    "go": (re.compile(r"^(.+)_test\.go$"),),
-    "jvm": (
-        re.compile(r"^(.+?)(?:Tests?|IT|Spec)\.(?:java|kts?)$"),
-        re.compile(r"^Test(.+)\.(?:java|kts?)$"),
-    ),
-    "rust": (re.compile(r"^(.+)_tests?\.rs$"),),
-    "c": (re.compile(r"^test_(.+)\.\w+$"), re.compile(r"^(.+)_(?:unit)?tests?\.\w+$")),
-    "csharp": (re.compile(r"^(.+?)Tests?\.cs$"),),
-}
 _TEST_DIRS = frozenset({"test", "tests", "__tests__", "spec", "specs", "testing"})
-_NEUTRAL_DIRS = _TEST_DIRS | {"src", "main", "lib", "java", "kotlin"}
+_SOURCE_DIRS = frozenset({"src", "main", "lib"})
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Test-file naming, from the ``[tests]`` section of each language folder."""
+
+    families: Mapping[str, str]
+    """File extension -> family: files of one family can test one another."""
+    names: Mapping[str, tuple[re.Pattern[str], ...]]
+    """Family -> test-file name patterns, group 1 the name of the code tested."""
+    by_folder: frozenset[str]
+    """Families where a file in a test folder tests its namesake."""
+    neutral_dirs: frozenset[str]
+    """Folders set aside when telling how near two files are."""
+
+    @classmethod
+    def from_registry(cls, registry: LanguageRegistry) -> Conventions:
+        families: dict[str, str] = {}
+        names: dict[str, list[re.Pattern[str]]] = {}
+        by_folder: set[str] = set()
+        neutral = set(_TEST_DIRS | _SOURCE_DIRS)
+        for spec in registry.specs:
+            rules = spec.tests
+            if rules.family is None:
+                continue
+            for ext in spec.extensions:
+                families.setdefault(ext.lower(), rules.family)
+            patterns = names.setdefault(rules.family, [])
+            for name in rules.names:
+                pattern = re.compile(name)
+                if pattern not in patterns:
+                    patterns.append(pattern)
+            if rules.by_folder:
+                by_folder.add(rules.family)
+            neutral.update(rules.source_dirs)
+        return cls(
+            families,
+            {family: tuple(found) for family, found in names.items()},
+            frozenset(by_folder),
+            frozenset(neutral),
+        )
+
+
+@cache
+def conventions() -> Conventions:
+    return Conventions.from_registry(default_registry())
 
 
 def family(rel: str) -> str | None:
-    return FAMILIES.get(PurePosixPath(rel).suffix.lower())
+    return conventions().families.get(PurePosixPath(rel).suffix.lower())
 
 
 def subject_of(rel: str) -> str | None:
@@ -69,11 +79,12 @@ def subject_of(rel: str) -> str | None:
     if kind is None:
         return None
     path = PurePosixPath(rel)
-    for pattern in _TEST_NAMES.get(kind, ()):
+    rules = conventions()
+    for pattern in rules.names.get(kind, ()):
         match = pattern.match(path.name)
         if match and match.group(1):
             return _stem_key(match.group(1))
-    if kind in ("js", "rust") and any(part in _TEST_DIRS for part in path.parts[:-1]):
+    if kind in rules.by_folder and any(part in _TEST_DIRS for part in path.parts[:-1]):
         # __tests__/app.ts, Rust's tests/app.rs: the folder says test, the name says what.
         return _stem_key(path.name.split(".")[0])
     return None
@@ -94,8 +105,9 @@ def impl_key(rel: str) -> str:
 
 def proximity(a: str, b: str) -> int:
     """How many leading folders two paths share once test and source folders are set aside."""
-    left = [p for p in PurePosixPath(a).parts[:-1] if p not in _NEUTRAL_DIRS]
-    right = [p for p in PurePosixPath(b).parts[:-1] if p not in _NEUTRAL_DIRS]
+    neutral = conventions().neutral_dirs
+    left = [p for p in PurePosixPath(a).parts[:-1] if p not in neutral]
+    right = [p for p in PurePosixPath(b).parts[:-1] if p not in neutral]
     shared = 0
     for x, y in zip(left, right, strict=False):
         if x != y:

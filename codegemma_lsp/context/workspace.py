@@ -4,7 +4,10 @@ A file is read only when all of these hold:
 
 - it lies inside the workspace, also after following symlinks (a link that leaves
   the workspace is never followed);
-- neither its name nor its target's is a secret file (:func:`is_secret_path`);
+- neither its name nor its target's is a secret file (:func:`is_secret_path`), and its
+  text holds no secret (:func:`secret_in`: a private key, an access token...);
+- it has one name only: a file with hard links may be a link to a file outside the
+  workspace, and nothing tells which of its names came first;
 - git does not ignore it (:mod:`codegemma_lsp.context.gitignore`);
 - it is no larger than the size cap and has no NUL byte in its head (not binary).
 
@@ -17,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat as stat_module
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from codegemma_lsp.context.gitignore import IgnoreOracle, git_listed_files
-from codegemma_lsp.privacy import is_secret_path
+from codegemma_lsp.privacy import is_secret_path, secret_in
 
 log = logging.getLogger(__name__)
 
@@ -219,22 +223,35 @@ class Workspace:
         if not self.allowed([path]):
             log.debug("context skips %s: outside, secret or ignored", path)
             return None
+        if _hard_linked(path):
+            return None
         text = self.open_text(path)
         if text is not None:
             if len(text) > self.max_file_bytes or "\x00" in text[:_BINARY_SNIFF]:
                 return None
-            return SourceFile(path, self.rel(path), _normal_newlines(text), None)
-        return self._read_disk(path)
+            source: SourceFile | None = SourceFile(
+                path, self.rel(path), _normal_newlines(text), None
+            )
+        else:
+            source = self._read_disk(path)
+        if source is not None and (found := secret_in(source.text)) is not None:
+            log.debug("context skips %s: it holds %s", path, found)
+            return None
+        return source
 
     def _read_disk(self, path: Path) -> SourceFile | None:
         try:
             info = path.stat()
-            if info.st_size > self.max_file_bytes or not path.is_file():
+            if info.st_size > self.max_file_bytes or not stat_module.S_ISREG(info.st_mode):
                 return None
-            data = path.read_bytes()
+            with path.open("rb") as stream:
+                # The open file is what is read: a rename since the stat must not matter.
+                if os.fstat(stream.fileno()).st_nlink > 1:
+                    return None
+                data = stream.read(self.max_file_bytes + 1)
         except OSError:
             return None
-        if b"\x00" in data[:_BINARY_SNIFF]:
+        if len(data) > self.max_file_bytes or b"\x00" in data[:_BINARY_SNIFF]:
             return None
         text = data.decode("utf-8", "replace")
         return SourceFile(path, self.rel(path), _normal_newlines(text), stamp(info))
@@ -269,6 +286,20 @@ class Workspace:
                 if len(found) >= _WALK_LIMIT:
                     return sorted(found)
         return sorted(found)
+
+
+def _hard_linked(path: Path) -> bool:
+    """Whether the file has more than one name, so that another of them may lie outside the
+    workspace: a hard link to ``~/.ssh/id_rsa`` made inside it is the same file, and no path
+    check can tell (hard links have no target to resolve). So context reads none of them."""
+    try:
+        links = path.stat().st_nlink
+    except OSError:
+        return False
+    if links > 1:
+        log.debug("context skips %s: it has %d hard links", path, links)
+        return True
+    return False
 
 
 def stamp(info: os.stat_result) -> Stamp:

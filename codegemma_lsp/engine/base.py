@@ -1,4 +1,4 @@
-"""The backend interface: one small protocol, several implementations.
+"""The backend interface: token ids in, tokens out.
 
 Errors::
 
@@ -6,21 +6,31 @@ Errors::
      ├── ModelLoadError      the model could not be loaded (missing, not a GGUF, wrong architecture)
      └── BackendNotReady     a request arrived before the model finished loading
 
-A backend turns a fill-in-the-middle request into generated text. It knows
-nothing of LSP; the prompt layout lives in :mod:`codegemma_lsp.prompt`.
+A backend knows nothing of prompts, context, syntax or LSP. It offers:
+
+- a :class:`Tokenizer` (text to ids without special-token parsing, ids back to
+  text, and the id of a special token by its text), and its context size ``n_ctx``;
+- :meth:`Backend.generate`: evaluate the prompt ids (reusing the KV cache it holds)
+  and generate under a :class:`GenerationPolicy` until a stop id, a limit, the stop
+  check, the deadline or the cancel flag.
+
+The pipeline (:mod:`codegemma_lsp.completion`) builds the prompt ids with the
+tokenizer (:func:`codegemma_lsp.prompt.build_prompt`), already fitted to ``n_ctx``,
+and names the stop ids in the policy.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from codegemma_lsp.prompt import FimMode, PromptParts
-
-StopReason = Literal["eos", "fim", "newline", "length", "cancelled", "time", "syntax"]
+StopReason = Literal["eos", "stop", "newline", "length", "cancelled", "time", "syntax"]
+"""Why generation ended: an end id ("eos"), another stop id ("stop"), the end of the first
+line ("newline"), the token limit ("length"), the cancel flag, the deadline ("time") or the
+policy's stop check ("syntax")."""
 
 
 class EngineError(Exception):
@@ -53,38 +63,44 @@ class CancelToken:
         return self._event.is_set()
 
 
+class Tokenizer(Protocol):
+    """A model's vocabulary, as the prompt builder needs it."""
+
+    def tokenize(self, text: str) -> list[int]:
+        """Text to ids: no BOS, and special-token text stays text (it is not parsed)."""
+        ...
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Ids back to text, special tokens written as their text (``<|fim_prefix|>``)."""
+        ...
+
+    def special_id(self, text: str) -> int | None:
+        """The id of the special token spelled ``text``, or None if the vocabulary has none."""
+        ...
+
+
 @dataclass(frozen=True)
-class FimRequest:
-    """Everything a backend needs to fill one middle.
+class GenerationPolicy:
+    """How to generate from a prompt: limits, stop conditions, deadline and cache use."""
 
-    ``prefix`` and ``suffix`` are already cut to their windows; ``path`` is the
-    workspace-relative path written on the prompt's first line, if any;
-    ``prefix[live_start:]`` is the live region that ``psm-line`` puts after
-    ``<|fim_middle|>``; ``context`` holds (path, text) of repository files packed
-    before the current one.
-    """
-
-    prefix: str
-    suffix: str
-    path: str | None = None
     max_new_tokens: int = 64
+    """0 evaluates the prompt into the cache and generates nothing (a pre-warm)."""
+    end_ids: frozenset[int] = frozenset()
+    """Ids that end the text (the model's end of sequence): stop reason "eos"."""
+    stop_ids: frozenset[int] = frozenset()
+    """Other ids that end it (for fill-in-the-middle, the FIM markers): stop reason "stop"."""
     single_line: bool = False
-    mode: FimMode = "psm"
-    live_start: int | None = None
-    context: tuple[tuple[str, str], ...] = ()
+    """Stop at the end of the first non-blank line (stop reason "newline")."""
+    time_budget_ms: float | None = None
+    """Deadline for generation, counted once the prompt is evaluated (stop reason "time")."""
+    stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
+    """Called with the text so far at each line end; True stops there (stop reason "syntax")."""
     key: str | None = None
-    """Which document this is for: the backend keeps a KV snapshot per key."""
+    """Which document this is for: a backend may keep a KV snapshot per key."""
     reuse_cache: bool = True
     """False evaluates the whole prompt afresh (the benchmark's baseline)."""
-    time_budget_ms: float | None = None
     lookup_tokens: int = 0
     """Prompt-lookup draft length for speculative decoding (0: off)."""
-    stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
-    """Called with the text so far at each line end; True stops at the syntactic end."""
-
-    @property
-    def parts(self) -> PromptParts:
-        return PromptParts(self.prefix, self.suffix, self.path, self.live_start, self.context)
 
 
 @dataclass(frozen=True)
@@ -98,13 +114,16 @@ class Generation:
     generated_tokens: int = 0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    network_ms: float = 0.0
+    """A remote engine's requests: time on the network and in the server's queue, apart
+    from the prompt and generation times the server reports (0 in-process)."""
     drafted_tokens: int = 0
     """Prompt-lookup draft tokens fed to the model, and of those, the ones it kept."""
     accepted_drafts: int = 0
 
 
 class Backend(Protocol):
-    """A source of fill-in-the-middle completions."""
+    """A source of generations: token ids in, tokens out."""
 
     name: str
 
@@ -113,10 +132,23 @@ class Backend(Protocol):
 
     @property
     def ready(self) -> bool:
-        """Whether :meth:`complete` may be called."""
+        """Whether :meth:`generate` may be called."""
 
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
-        """Generate the middle for ``request``; stop early once ``cancel`` is set."""
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer; raises :class:`BackendNotReady` before :meth:`load`."""
+
+    @property
+    def n_ctx(self) -> int:
+        """Context size in tokens: the prompt and its generation must fit in it."""
+
+    def generate(
+        self, prompt: Sequence[int], policy: GenerationPolicy, cancel: CancelToken
+    ) -> Generation:
+        """Evaluate ``prompt`` and generate under ``policy``; stop early once ``cancel`` is set.
+
+        ``prompt`` must leave room in :attr:`n_ctx` for at least one new token.
+        """
 
     def close(self) -> None:
         """Release the model."""

@@ -1,21 +1,101 @@
 """Backends that need no model: a fake for fast tests and a scripted one for black-box checks.
 
 Both run the same request path as the llama.cpp backend (cut points, scope,
-truncation); only the text they "generate" is canned.
+context, prompt ids, truncation); only the text they "generate" is canned. Their
+tokenizer is a fake too (:class:`FakeTokenizer`), so fast tests see the very ids
+a model would be given, laid out the same way.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from codegemma_lsp.engine.base import CancelToken, FimRequest, Generation, ModelLoadError
+from codegemma_lsp.engine.base import (
+    CancelToken,
+    EngineError,
+    Generation,
+    GenerationPolicy,
+    ModelLoadError,
+)
+
+FAKE_SPECIALS: Mapping[str, int] = {
+    "<pad>": 0,
+    "<eos>": 1,
+    "<bos>": 2,
+    "<|fim_prefix|>": 67,
+    "<|fim_middle|>": 68,
+    "<|fim_suffix|>": 69,
+    "<|file_separator|>": 70,
+    "<end_of_turn>": 107,
+    "<start_of_turn>": 106,
+}
+"""The fake vocabulary's special tokens, at the ids CodeGemma's GGUF gives them."""
+
+BYTE_BASE = 256
+"""The fake's plain text is one id per UTF-8 byte: ``BYTE_BASE + byte``."""
+
+FAKE_N_CTX = 32768
+"""Room for any test prompt, though the fake's byte ids outnumber a real tokenizer's."""
+
+
+class FakeTokenizer:
+    """A named fake tokenizer: deterministic, lossless, one id per UTF-8 byte.
+
+    Special tokens are found only by :meth:`special_id`; :meth:`tokenize` never
+    produces them, whatever the text (like llama.cpp with ``special=False``).
+    """
+
+    def __init__(self, specials: Mapping[str, int] = FAKE_SPECIALS) -> None:
+        self._ids = dict(specials)
+        self._texts = {token: text for text, token in specials.items()}
+
+    def tokenize(self, text: str) -> list[int]:
+        return [BYTE_BASE + byte for byte in text.encode("utf-8", "surrogatepass")]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        pieces: list[str] = []
+        run = bytearray()
+        for token in ids:
+            if BYTE_BASE <= token < BYTE_BASE + 256:
+                run.append(token - BYTE_BASE)
+                continue
+            pieces.append(_decode(bytes(run)))
+            run.clear()
+            pieces.append(self._texts.get(token, f"<unknown:{token}>"))
+        pieces.append(_decode(bytes(run)))
+        return "".join(pieces)
+
+    def special_id(self, text: str) -> int | None:
+        return self._ids.get(text)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:  # a budget cut a character in two
+        return data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One :meth:`FakeBackend.generate` call: the prompt ids it was given, and the policy."""
+
+    prompt: tuple[int, ...]
+    policy: GenerationPolicy
 
 
 class FakeBackend:
     """A named fake: returns ``text`` (default: a fixed line) as the raw model output.
 
+    It records the prompt ids and policy of each call (:attr:`calls`, bounded), and
+    counts the prompt tokens a KV cache would evaluate again (those after the
+    common prefix with the key's previous prompt), so records look like a model's.
     ``delay_s`` is spread over the "tokens" so cancellation can be exercised:
     the cancel flag is checked once per simulated token, as in the real backend.
     """
@@ -23,13 +103,21 @@ class FakeBackend:
     name = "fake"
 
     def __init__(
-        self, text: str = "pass  # codegemma-fake", *, delay_s: float = 0.0, tokens: int = 8
+        self,
+        text: str = "pass  # codegemma-fake",
+        *,
+        delay_s: float = 0.0,
+        tokens: int = 8,
+        n_ctx: int = FAKE_N_CTX,
     ) -> None:
         self.text = text
         self.delay_s = delay_s
         self.tokens = max(1, tokens)
-        # Recent requests, for tests to inspect; bounded, since a fake may serve for hours.
-        self.requests: deque[FimRequest] = deque(maxlen=1000)
+        self._n_ctx = n_ctx
+        self._tokenizer = FakeTokenizer()
+        # Recent calls, for tests to inspect; bounded, since a fake may serve for hours.
+        self.calls: deque[FakeCall] = deque(maxlen=1000)
+        self._cached: OrderedDict[str | None, tuple[int, ...]] = OrderedDict()
         self._ready = False
 
     def load(self) -> None:
@@ -43,32 +131,79 @@ class FakeBackend:
     def model_name(self) -> str:
         return self.name
 
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
-        self.requests.append(request)
-        started = time.perf_counter()
-        for done in range(self.tokens):
-            if cancel.cancelled:
-                return Generation(text="", stop_reason="cancelled", generated_tokens=done)
-            if self.delay_s:
-                time.sleep(self.delay_s / self.tokens)
+    @property
+    def tokenizer(self) -> FakeTokenizer:
+        return self._tokenizer
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    @property
+    def prompts(self) -> list[str]:
+        """The recorded prompts as text, special tokens written as their text."""
+        return [self._tokenizer.detokenize(call.prompt) for call in self.calls]
+
+    def generate(
+        self, prompt: Sequence[int], policy: GenerationPolicy, cancel: CancelToken
+    ) -> Generation:
+        ids = tuple(prompt)
+        if len(ids) >= self._n_ctx:
+            raise EngineError(
+                f"a prompt of {len(ids)} tokens leaves no room in n_ctx {self._n_ctx}"
+            )
+        self.calls.append(FakeCall(ids, policy))
         if cancel.cancelled:
-            return Generation(text="", stop_reason="cancelled")
+            return Generation(text="", stop_reason="cancelled", prompt_tokens=len(ids))
+        previous = self._cached.get(policy.key, ()) if policy.reuse_cache else ()
+        # As llama.cpp: the last prompt token is evaluated again for its logits.
+        evaluated = len(ids) - min(_common_prefix(previous, ids), max(len(ids) - 1, 0))
+        self._remember(policy.key, ids)
+        counts = {"prompt_tokens": len(ids), "evaluated_tokens": evaluated}
+        if policy.max_new_tokens <= 0:
+            return Generation(text="", stop_reason="length", **counts)
+        started = time.perf_counter()
+        tokens = min(self.tokens, policy.max_new_tokens)
+        for done in range(tokens):
+            if cancel.cancelled:
+                return Generation("", "cancelled", generated_tokens=done, **counts)
+            if self.delay_s:
+                time.sleep(self.delay_s / tokens)
+        if cancel.cancelled:
+            return Generation(text="", stop_reason="cancelled", **counts)
         return Generation(
             text=self.text,
-            stop_reason="fim",
-            generated_tokens=self.tokens,
+            stop_reason="stop",
+            generated_tokens=tokens,
             generate_ms=(time.perf_counter() - started) * 1000,
+            **counts,
         )
+
+    def _remember(self, key: str | None, ids: tuple[int, ...]) -> None:
+        self._cached[key] = ids
+        self._cached.move_to_end(key)
+        while len(self._cached) > 64:
+            self._cached.popitem(last=False)
 
     def close(self) -> None:
         self._ready = False
 
 
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class ScriptedBackend(FakeBackend):
     """Returns the text of a file as the raw model output for every request.
 
-    The file is read at load time and again whenever it changes, so a tester can
-    edit it while the server runs.
+    The file is read at load time and again for every request, so a tester can edit
+    it while the server runs. Only a regular file of at most :data:`MAX_SCRIPT_BYTES`
+    is read: never a pipe, a device or ``/dev/stdin`` (the server's own input).
     """
 
     name = "scripted"
@@ -76,7 +211,6 @@ class ScriptedBackend(FakeBackend):
     def __init__(self, path: Path) -> None:
         super().__init__("", tokens=1)
         self.path = path
-        self._mtime_ns = -1
 
     def load(self) -> None:
         self._reload()
@@ -87,14 +221,36 @@ class ScriptedBackend(FakeBackend):
         return f"scripted:{self.path.name}"
 
     def _reload(self) -> None:
-        try:
-            stat = self.path.stat()
-            if stat.st_mtime_ns != self._mtime_ns:
-                self.text = self.path.read_text(encoding="utf-8")
-                self._mtime_ns = stat.st_mtime_ns
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"cannot read scripted output {self.path}: {exc}") from exc
+        self.text = read_script(self.path)
 
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
+    def generate(
+        self, prompt: Sequence[int], policy: GenerationPolicy, cancel: CancelToken
+    ) -> Generation:
         self._reload()
-        return super().complete(request, cancel)
+        return super().generate(prompt, policy, cancel)
+
+
+MAX_SCRIPT_BYTES = 1 << 20
+
+
+def read_script(path: Path) -> str:
+    """The UTF-8 text of the regular file ``path``; ModelLoadError says why not."""
+    problem = f"cannot read scripted output {path}"
+    try:
+        # Checked before opening, since opening a FIFO or a device can block or act,
+        # and again on the open file, which is what is read.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelLoadError(f"{problem}: not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ModelLoadError(f"{problem}: not a regular file")
+            data = stream.read(MAX_SCRIPT_BYTES + 1)
+    except OSError as exc:
+        raise ModelLoadError(f"{problem}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise ModelLoadError(f"{problem}: larger than {MAX_SCRIPT_BYTES >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{problem}: not UTF-8 text") from None

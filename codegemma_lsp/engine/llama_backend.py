@@ -25,10 +25,12 @@ What this relies on in llama-cpp-python, none of it documented API:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import os
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,28 +40,23 @@ from codegemma_lsp.engine.base import (
     BackendNotReady,
     CancelToken,
     EngineError,
-    FimRequest,
     Generation,
+    GenerationPolicy,
     ModelLoadError,
     StopReason,
 )
 from codegemma_lsp.engine.lookup import draft_tokens
 from codegemma_lsp.engine.snapshots import Snapshot, SnapshotStore
-from codegemma_lsp.prompt import (
-    END_OF_TURN,
-    FILE_SEPARATOR,
-    FIM_MIDDLE,
-    FIM_PREFIX,
-    FIM_SUFFIX,
-    FimTokens,
-    build_prompt,
-    tokenize_plain,
-)
 
 if TYPE_CHECKING:
     import llama_cpp
 
 DEFAULT_N_CTX = 4096
+REQUIRED_SPECIALS = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|file_separator|>")
+"""Special tokens a CodeGemma vocabulary has. The engine serves CodeGemma models, so it
+refuses a model without them at load time; how prompts use them is the pipeline's business."""
+# ggml_type ids (ggml.h), as llama_cpp.GGML_TYPE_* names them.
+_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 DEFAULT_N_BATCH = 256
 UBATCH = 64
 
@@ -83,8 +80,13 @@ class LlamaBackend:
         flash_attn: bool = True,
         snapshot_bytes: int = 256 << 20,
         use_mmap: bool = False,
+        gpu_layers: int | str = 0,
+        kv_type: str = "f16",
     ) -> None:
         self.use_mmap = use_mmap
+        self.gpu_layers = gpu_layers
+        """0, a layer count, or ``auto``: every layer when llama.cpp can offload, else none."""
+        self.kv_type = kv_type
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or physical_cores()
@@ -92,8 +94,7 @@ class LlamaBackend:
         self.flash_attn = flash_attn
         self._lock = threading.Lock()
         self._llm: llama_cpp.Llama | None = None
-        self._fim: FimTokens | None = None
-        self._pieces: dict[int, bytes] = {}
+        self._tokenizer: LlamaTokenizer | None = None
         self._snapshots = SnapshotStore(snapshot_bytes)
         self._cancel: CancelToken | None = None
         """The running call's cancel flag, which llama.cpp's abort callback reads."""
@@ -123,10 +124,10 @@ class LlamaBackend:
         return self._llm
 
     @property
-    def fim_tokens(self) -> FimTokens:
-        if self._fim is None:
+    def tokenizer(self) -> LlamaTokenizer:
+        if self._tokenizer is None:
             raise BackendNotReady(f"{self.model_name} is not loaded")
-        return self._fim
+        return self._tokenizer
 
     def load(self) -> None:
         path = self.model_path
@@ -139,7 +140,7 @@ class LlamaBackend:
 
         mark = log.mark()
         try:
-            with log.deferred():
+            with log.deferred(), _chat_templates_not_compiled():
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
@@ -150,17 +151,21 @@ class LlamaBackend:
                     n_ubatch=min(self.n_batch, UBATCH),
                     flash_attn=self.flash_attn,
                     use_mmap=self.use_mmap,
+                    n_gpu_layers=resolve_gpu_layers(self.gpu_layers),
+                    type_k=_KV_TYPES[self.kv_type],
+                    type_v=_KV_TYPES[self.kv_type],
                     verbose=False,
                 )
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:  # whatever the loader raises, the message names the file
             reason = (
                 llama_log.failure_reason(log.problems_since(mark, errors_only=True))
                 or llama_log.failure_reason(log.problems_since(mark))
                 or str(exc)
             )
             raise ModelLoadError(f"cannot load model file {path}: {reason}") from exc
+        tokenizer = LlamaTokenizer(llm)
         try:
-            fim = _find_fim_tokens(llm)
+            check_vocabulary(tokenizer, llm)
         except ModelLoadError as exc:
             llm.close()
             raise ModelLoadError(f"{path} is not a CodeGemma model: {exc}") from None
@@ -177,52 +182,55 @@ class LlamaBackend:
         log.aborting = lambda: abort(None)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         with self._lock:
-            previous, self._llm, self._fim, self._pieces = self._llm, llm, fim, {}
+            previous, self._llm, self._tokenizer = self._llm, llm, tokenizer
         if previous is not None:
             previous.close()
 
     def close(self) -> None:
         with self._lock:
-            llm, self._llm, self._fim = self._llm, None, None
+            llm, self._llm, self._tokenizer = self._llm, None, None
             self._snapshots = SnapshotStore(self._snapshots.budget_bytes)
             self._holder = None
         if llm is not None:
             llm.close()
 
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
+    def generate(
+        self, prompt: Sequence[int], policy: GenerationPolicy, cancel: CancelToken
+    ) -> Generation:
         with self._lock:
-            llm, fim = self._llm, self._fim
-            if llm is None or fim is None:
+            llm, tokenizer = self._llm, self._tokenizer
+            if llm is None or tokenizer is None:
                 raise BackendNotReady(f"{self.model_name} is not loaded")
+            if len(prompt) >= self.n_ctx:
+                raise EngineError(
+                    f"a prompt of {len(prompt)} tokens leaves no room in n_ctx {self.n_ctx}"
+                )
             self._cancel = cancel
             try:
-                return self._complete(llm, fim, request, cancel)
+                return self._generate_locked(llm, tokenizer, list(prompt), policy, cancel)
             finally:
                 self._cancel = None
 
-    def _complete(
-        self, llm: llama_cpp.Llama, fim: FimTokens, request: FimRequest, cancel: CancelToken
+    def _generate_locked(
+        self,
+        llm: llama_cpp.Llama,
+        tokenizer: LlamaTokenizer,
+        prompt: list[int],
+        policy: GenerationPolicy,
+        cancel: CancelToken,
     ) -> Generation:
-        """One greedy middle.
+        """One greedy generation.
 
         ``evaluated_tokens`` counts the prompt tokens evaluated by this call
-        (generated tokens are in ``generated_tokens``); ``prompt_ms`` includes
-        tokenizing.
+        (generated tokens are in ``generated_tokens``).
         """
         if cancel.cancelled:
-            return Generation(text="", stop_reason="cancelled")
+            return Generation(text="", stop_reason="cancelled", prompt_tokens=len(prompt))
         started = time.perf_counter()
-        self._switch_to(llm, request.key)
-        if not request.reuse_cache:
+        self._switch_to(llm, policy.key)
+        if not policy.reuse_cache:
             _forget_cache(llm)
-        max_new = min(request.max_new_tokens, self.n_ctx // 2)
-        prompt = build_prompt(
-            self.tokenize_text,
-            fim,
-            request.parts,
-            request.mode,
-            max_tokens=self.n_ctx - max(max_new, 0),
-        )
+        max_new = min(policy.max_new_tokens, self.n_ctx - len(prompt))
         evaluated = self._evaluate_prompt(llm, prompt, cancel)
         prompt_done = time.perf_counter()
         stop_reason: StopReason
@@ -233,12 +241,12 @@ class LlamaBackend:
             text, generated, stop_reason = "", 0, "length"
         else:
             deadline = (
-                prompt_done + request.time_budget_ms / 1000
-                if request.time_budget_ms is not None
+                prompt_done + policy.time_budget_ms / 1000
+                if policy.time_budget_ms is not None
                 else None
             )
             text, generated, stop_reason = self._generate(
-                llm, fim, request, max_new, cancel, deadline, prompt, drafts
+                llm, tokenizer, policy, max_new, cancel, deadline, prompt, drafts
             )
         return Generation(
             text=text,
@@ -277,19 +285,6 @@ class LlamaBackend:
         llm.input_ids[:n] = snapshot.tokens
         llm.n_tokens = n
 
-    def tokenize_text(self, text: str) -> list[int]:
-        """User text to ids: no BOS, and no special tokens even for a literal marker."""
-        llm = self._llm
-        if llm is None:
-            raise BackendNotReady(f"{self.model_name} is not loaded")
-
-        def tokenize(piece: str) -> list[int]:
-            # A lone surrogate (an editor can send one) cannot be encoded; it becomes "?".
-            data = piece.encode("utf-8", errors="replace")
-            return list(llm.tokenize(data, add_bos=False, special=False))
-
-        return tokenize_plain(tokenize, text)
-
     def _evaluate_prompt(self, llm: llama_cpp.Llama, prompt: list[int], cancel: CancelToken) -> int:
         """Bring the KV cache to hold ``prompt``; return how many tokens were evaluated.
 
@@ -326,8 +321,8 @@ class LlamaBackend:
     def _generate(
         self,
         llm: llama_cpp.Llama,
-        fim: FimTokens,
-        request: FimRequest,
+        tokenizer: LlamaTokenizer,
+        policy: GenerationPolicy,
         max_new: int,
         cancel: CancelToken,
         deadline: float | None,
@@ -338,16 +333,16 @@ class LlamaBackend:
 
         ``deadline`` (a ``perf_counter`` time) bounds generation, not the prompt: a
         cold prompt still gets evaluated, and is then warm for the next request.
-        With ``request.lookup_tokens``, each step also feeds a prompt-lookup draft
+        With ``policy.lookup_tokens``, each step also feeds a prompt-lookup draft
         and keeps the tokens the model agrees with; the text is the same either way.
         """
         import llama_cpp
         import numpy as np
 
         n_vocab = llm.n_vocab()
-        stop_ids = fim.stop_ids
+        stop_ids = policy.stop_ids | policy.end_ids
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        lookup = request.lookup_tokens > 0
+        lookup = policy.lookup_tokens > 0
         history = list(prompt) if lookup else []  # only drafts read it
         text = ""
         generated = 0
@@ -377,18 +372,18 @@ class LlamaBackend:
             if token in stop_ids:
                 if queued:
                     trim_cache(llm, llm.n_tokens - len(queued))
-                return text, generated, "eos" if token in (fim.eos, fim.end_of_turn) else "fim"
+                return text, generated, "eos" if token in policy.end_ids else "stop"
             generated += 1
             if lookup:
                 history.append(token)
             # Bytes of a character split across tokens wait in the decoder; an
             # unfinished character at the end is dropped, not shown as U+FFFD.
-            piece = decoder.decode(self._piece(llm, token))
+            piece = decoder.decode(tokenizer.piece(token))
             text += piece
             finished: StopReason | None = None
-            if "\n" in piece and request.stop_check is not None and request.stop_check(text):
+            if "\n" in piece and policy.stop_check is not None and policy.stop_check(text):
                 finished = "syntax"
-            elif request.single_line and (end := single_line_end(text)) is not None:
+            elif policy.single_line and (end := single_line_end(text)) is not None:
                 text, finished = text[:end], "newline"
             elif generated >= max_new:
                 finished = "length"
@@ -399,7 +394,7 @@ class LlamaBackend:
             if queued:
                 continue  # the token is a draft the model agreed with: already evaluated
             draft = (
-                draft_tokens(history, min(request.lookup_tokens, max_new - generated))[
+                draft_tokens(history, min(policy.lookup_tokens, max_new - generated))[
                     : max(0, self.n_ctx - llm.n_tokens - 1)
                 ]
                 if lookup
@@ -419,12 +414,74 @@ class LlamaBackend:
                 _forget_cache(llm)
                 raise EngineError(f"llama.cpp could not evaluate a token: {exc}") from exc
 
-    def _piece(self, llm: llama_cpp.Llama, token: int) -> bytes:
+
+class LlamaTokenizer:
+    """A loaded vocabulary as a :class:`~codegemma_lsp.engine.base.Tokenizer`."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self._llm = llm
+        self._pieces: dict[int, bytes] = {}
+        self._special_pieces: dict[int, bytes] = {}
+
+    @classmethod
+    def from_file(cls, path: Path) -> LlamaTokenizer:
+        """The tokenizer of a GGUF file, loading its vocabulary alone (no weights)."""
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
+        log = llama_log.install()
+        import llama_cpp
+
+        mark = log.mark()
+        try:
+            with log.deferred(), _chat_templates_not_compiled():
+                llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+        except Exception as exc:  # whatever the loader raises, the message names the file
+            reason = llama_log.failure_reason(log.problems_since(mark)) or str(exc)
+            raise ModelLoadError(f"cannot load the vocabulary of {path}: {reason}") from exc
+        return cls(llm)
+
+    def tokenize(self, text: str) -> list[int]:
+        if not text:
+            return []
+        # A lone surrogate (an editor can send one) cannot be encoded; it becomes "?".
+        data = text.encode("utf-8", errors="replace")
+        return [int(t) for t in self._llm.tokenize(data, add_bos=False, special=False)]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        data = b"".join(self._special_piece(token) for token in ids)
+        return data.decode("utf-8", errors="replace")
+
+    def special_id(self, text: str) -> int | None:
+        llm = self._llm
+        for token in (llm.token_bos(), llm.token_eos()):
+            if token >= 0 and self._special_piece(token) == text.encode("utf-8"):
+                return int(token)
+        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return int(ids[0]) if len(ids) == 1 else None
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one generated token; control tokens are empty."""
         piece = self._pieces.get(token)
         if piece is None:
-            piece = _token_to_piece(llm, token)
+            piece = _token_to_piece(self._llm, token, special=False)
             self._pieces[token] = piece
         return piece
+
+    def _special_piece(self, token: int) -> bytes:
+        piece = self._special_pieces.get(token)
+        if piece is None:
+            piece = _token_to_piece(self._llm, token, special=True)
+            self._special_pieces[token] = piece
+        return piece
+
+
+def check_vocabulary(tokenizer: LlamaTokenizer, llm: llama_cpp.Llama) -> None:
+    """Raise ModelLoadError unless the vocabulary has the tokens CodeGemma prompts need."""
+    if llm.token_bos() < 0 or llm.token_eos() < 0:
+        raise ModelLoadError("the vocabulary has no <bos> or no <eos> token")
+    for text in REQUIRED_SPECIALS:
+        if tokenizer.special_id(text) is None:
+            raise ModelLoadError(f"the vocabulary has no {text} token")
 
 
 @dataclass
@@ -496,47 +553,68 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _find_fim_tokens(llm: llama_cpp.Llama) -> FimTokens:
-    """Look the FIM tokens up by their text, since another conversion may number them otherwise."""
-
-    def single_id(text: str, *, required: bool = True) -> int | None:
-        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) == 1:
-            return int(ids[0])
-        if required:
-            raise ModelLoadError(f"the vocabulary has no {text} token")
-        return None
-
-    def required_id(text: str) -> int:
-        token = single_id(text)
-        assert token is not None
-        return token
-
-    bos, eos = llm.token_bos(), llm.token_eos()
-    if bos < 0 or eos < 0:
-        raise ModelLoadError("the vocabulary has no <bos> or no <eos> token")
-    return FimTokens(
-        bos=bos,
-        eos=eos,
-        fim_prefix=required_id(FIM_PREFIX),
-        fim_middle=required_id(FIM_MIDDLE),
-        fim_suffix=required_id(FIM_SUFFIX),
-        file_separator=required_id(FILE_SEPARATOR),
-        end_of_turn=single_id(END_OF_TURN, required=False),
-    )
-
-
-def _token_to_piece(llm: llama_cpp.Llama, token: int) -> bytes:
+def _token_to_piece(llm: llama_cpp.Llama, token: int, *, special: bool) -> bytes:
     import llama_cpp
 
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     size = 64
     while True:
         buffer = ctypes.create_string_buffer(size)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, special)
         if n >= 0:
             return buffer.raw[:n]
         size = -n  # too small: llama.cpp returns minus the size it needs
+
+
+_LOADING = threading.Lock()
+
+
+class _UncompiledChatTemplate:
+    """Stands in for llama-cpp-python's ``Jinja2ChatFormatter`` while a model loads.
+
+    ``Llama()`` compiles every ``tokenizer.chat_template*`` in the file as Jinja. One that
+    does not compile fails the whole load, and one that does is attack surface
+    (CVE-2024-34359 ran code through them) for a feature a completion server never uses.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("codegemma-lsp does not render chat templates")
+
+        return refuse
+
+
+@contextlib.contextmanager
+def _chat_templates_not_compiled() -> Iterator[None]:
+    """Load without compiling chat templates (``Llama`` looks the formatter up on its
+    module at load time). The lock keeps two loads from restoring each other's patch."""
+    import llama_cpp.llama_chat_format as chat_format
+
+    with _LOADING:
+        original = chat_format.Jinja2ChatFormatter
+        chat_format.Jinja2ChatFormatter = _UncompiledChatTemplate  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
+def quantize_model(source: Path, target: Path, *, ftype: int, threads: int = 0) -> int:
+    """Quantize a GGUF file with llama.cpp (``threads`` 0: all cores); llama.cpp's status."""
+    llama_log.install()  # llama.cpp's progress lines go to logging, not the terminal
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    return int(
+        llama_cpp.llama_model_quantize(
+            str(source).encode(), str(target).encode(), ctypes.byref(params)
+        )
+    )
 
 
 def physical_cores() -> int:
@@ -558,3 +636,13 @@ def physical_cores() -> int:
         if allowed is None or int(fields["processor"]) in allowed:
             cores.add((fields.get("physical id", ""), fields["core id"]))
     return len(cores) or logical
+
+
+def resolve_gpu_layers(setting: int | str) -> int:
+    """``model.gpuLayers`` as llama.cpp's n_gpu_layers: ``auto`` is all (-1) when this
+    build can offload to a GPU, else 0."""
+    if setting != "auto":
+        return int(setting)
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0

@@ -9,6 +9,11 @@ last one holding them all for ``--mode all``).
 
 ``--quick`` replays the first 40% of each session, and the baseline at 2
 request points per session, so the whole run takes a few minutes on 2 cores.
+
+``--stop oracle`` (the default) starts both servers with ``--bench-oracle`` and
+tells them, before each request, what the typist types next, so a generation
+stops where a real model's would (see :mod:`codegemma_lsp.evals.replay`);
+``--stop budget`` lets the random weights run to the server's own limits.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from codegemma_lsp.evals import bench_model, lookup_bench
+from codegemma_lsp.evals import bench_model, lookup_bench, storm_bench, team_bench
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
 from codegemma_lsp.evals.replay_metrics import (
@@ -37,12 +42,14 @@ from codegemma_lsp.evals.replay_metrics import (
     summary,
 )
 from codegemma_lsp.evals.replay_session import Session, recorded_sessions
+from codegemma_lsp.pacing import STATIC
 from codegemma_lsp.prompt import FimMode
 
 QUICK_FRACTION = 0.4
 QUICK_BASELINE_REQUESTS = 2
 FULL_BASELINE_REQUESTS = 6
 LOAD_TIMEOUT_S = 300.0
+STOP_POLICIES = ("oracle", "budget")
 
 Progress = Callable[[str], None]
 
@@ -51,14 +58,25 @@ Replays recorded typing sessions (Python, TypeScript, Go) through the real serve
 over stdio, as Neovim 0.12 sends them, then the same sessions against a baseline
 (engine.kvReuse and engine.cache off: a fresh prompt per request), and prints the
 figures. The model is a GGUF of CodeGemma 2B's shapes with random weights, built
-once (a few minutes, ~7 GB of scratch disk) and cached under
-$XDG_CACHE_HOME/codegemma-lsp/bench. With --json the last line is the figures as
+once (a few minutes; about 7 GB of free disk while it builds, 1.6 GB kept) and
+cached under $XDG_CACHE_HOME/codegemma-lsp/bench. With --json the last line is the figures as
 JSON (with --mode all: one line per mode, then one holding them all).
 
+The headline is answered_in_pause: of the typist's pauses of at least 1 s, the share
+in which a suggestion reached the editor before the next keystroke (also for
+pauses of 600 ms, and the time to a suggestion from the pause's start). With the
+random weights, generation stops where a real model's would: before each request
+the replay tells the server what the typist types next (--stop oracle, the
+default); --stop budget lets them run to the server's own limits instead. Each
+server measures the machine's prompt and generation speed when it loads the
+model, and the figures show it.
+
 Re-evaluated tokens count every prompt token the server evaluated, cancelled and
-background work included, leaving out each file's warm-up; the keystroke figure
-also leaves out relocations (the requests after a cursor move, up to the first
-answer there), which must re-read the text after the new cursor."""
+background work included, leaving out each file's warm-up, over every token the
+session typed; the keystroke figure also leaves out relocations (the requests
+after a cursor move, up to the first one there whose prompt was evaluated), which
+must re-read the text after the new cursor. The baseline keeps the fixed prompt
+and time budgets (prefix 1024, suffix 256 tokens, 1.5 s) whatever the machine."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +91,7 @@ class BenchConfig:
     sessions: tuple[str, ...] = ()
     seed: int = 0
     prompt_lookup: int | None = None
+    stop: str = "oracle"
 
 
 @dataclass
@@ -81,6 +100,13 @@ class RunResult:
     stats: ServerStats
     peak_rss_mb: float | None
     warnings: list[str]
+    machine: dict[str, Any] | None = None
+    """The speed the server measured when it loaded the model."""
+
+
+def plain_text(docstring: str) -> str:
+    """A docstring's reST/Markdown marks (``code``, **bold**) taken out, for --help."""
+    return re.sub(r"``(.+?)``", r"\1", docstring.replace("**", ""))
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -122,6 +148,13 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     replay.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     replay.add_argument("--seed", type=int, default=0, help="seed of the simulated user")
     replay.add_argument(
+        "--stop",
+        choices=STOP_POLICIES,
+        default="oracle",
+        help="where generation stops: after the text the typist types next, up to the "
+        "scope's end (oracle, the default), or at the server's own limits (budget)",
+    )
+    replay.add_argument(
         "--prompt-lookup",
         type=int,
         metavar="N",
@@ -131,7 +164,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     lookup = benches.add_parser(
         "lookup",
         help="whether prompt-lookup speculative decoding would pay on this machine",
-        description=(lookup_bench.__doc__ or "").split("\n\n", 1)[-1],
+        description=plain_text((lookup_bench.__doc__ or "").split("\n\n", 1)[-1]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lookup.add_argument("--json", action="store_true", help="end with a JSON line of the figures")
@@ -141,6 +174,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     lookup.add_argument("--repeats", type=int, default=7, help="timed batches per size")
     lookup.set_defaults(func=run_lookup_command)
+    storm_bench.add_storm_parser(benches)
+    team_bench.add_team_parser(benches)
 
 
 def run_replay_command(args: argparse.Namespace) -> int:
@@ -163,6 +198,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         sessions=tuple(args.session),
         seed=args.seed,
         prompt_lookup=args.prompt_lookup,
+        stop=args.stop,
     )
     modes: list[str | None] = list(get_args(FimMode)) if args.mode == "all" else [args.mode]
     count = token_counter(model)
@@ -196,7 +232,8 @@ def run_benchmark(
     if config.quick:
         sessions = [session.shortened(QUICK_FRACTION) for session in sessions]
     label = mode or "default"
-    ours_options = ReplayOptions(time_scale=config.time_scale, seed=config.seed)
+    oracle = config.stop == "oracle"
+    ours_options = ReplayOptions(time_scale=config.time_scale, seed=config.seed, oracle=oracle)
     progress(f"[{label}] replaying {len(sessions)} sessions in real time")
     ours_init = _init_options(mode, baseline=False, prompt_lookup=config.prompt_lookup)
     ours = run_server(config, sessions, ours_init, ours_options, progress)
@@ -212,6 +249,7 @@ def run_benchmark(
             closed_loop=True,
             sample_requests=wanted,
             seed=config.seed,
+            oracle=oracle,
         )
         baseline = run_server(
             config, sessions, _init_options(mode, baseline=True), base_options, progress
@@ -219,12 +257,26 @@ def run_benchmark(
         warnings += [f"baseline: {w}" for w in baseline.warnings]
     ours_figures = run_figures(ours.logs, ours.stats, count, peak_rss_mb=ours.peak_rss_mb)
     base_figures = (
-        run_figures(baseline.logs, baseline.stats, count, peak_rss_mb=baseline.peak_rss_mb)
+        run_figures(
+            baseline.logs,
+            baseline.stats,
+            count,
+            peak_rss_mb=baseline.peak_rss_mb,
+            closed_loop=True,
+        )
         if baseline
         else None
     )
     model_mb = config.model.stat().st_size / (1 << 20) if config.model else 0.0
-    result = summary(mode or "default", ours_figures, base_figures, model_mb=model_mb)
+    result = summary(
+        mode or "default",
+        ours_figures,
+        base_figures,
+        model_mb=model_mb,
+        machine=ours.machine,
+        stop=config.stop,
+    )
+    result["baseline_machine"] = baseline.machine if baseline else None
     result["quick"] = config.quick
     result["sessions"] = [session.name for session in sessions]
     result["warnings"] = warnings
@@ -239,7 +291,14 @@ def _init_options(
         options["fim"] = {"mode": mode}
     engine: dict[str, Any] = {}
     if baseline:
-        engine |= {"kvReuse": False, "cache": False}
+        # The fixed budgets, so the baseline stays one reference whatever the machine.
+        engine |= {"kvReuse": False, "cache": False, "timeBudgetMs": STATIC.time_budget_ms}
+        options["fim"] = options.get("fim", {}) | {
+            "prefixTokens": STATIC.prefix_tokens,
+            "suffixTokens": STATIC.suffix_tokens,
+            "middleTokens": STATIC.middle_tokens,
+        }
+        options["completion"] = {"multiLine": "on"}
     if prompt_lookup is not None:
         engine["promptLookup"] = prompt_lookup
     if engine:
@@ -261,10 +320,15 @@ def run_server(
             path = root / session.path
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(session.initial_text, encoding="utf-8")
-        command = server_command(model=config.model, backend=config.backend, threads=config.threads)
+        command = server_command(
+            model=config.model,
+            backend=config.backend,
+            threads=config.threads,
+            oracle=options.oracle,
+        )
         server = LspProcess(command, cwd=root, env=child_env())
         try:
-            warnings = start_server(server, root, init_options)
+            warnings, machine = start_server(server, root, init_options)
             logs = []
             for session in sessions:
                 uri = (root / session.path).as_uri()
@@ -282,11 +346,14 @@ def run_server(
             peak = server.peak_rss_mb()
         finally:
             server.close()
-    return RunResult(logs, stats, peak, warnings)
+    return RunResult(logs, stats, peak, warnings, machine)
 
 
-def start_server(server: LspProcess, root: Path, init_options: dict[str, Any]) -> list[str]:
-    """Initialize the server and wait until its model is loaded; the warnings it showed."""
+def start_server(
+    server: LspProcess, root: Path, init_options: dict[str, Any]
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Initialize the server and wait until its model is loaded: the warnings it showed,
+    and the machine speed it measured (None if it reported none)."""
     server.call(
         "initialize",
         {
@@ -316,7 +383,8 @@ def start_server(server: LspProcess, root: Path, init_options: dict[str, Any]) -
         if message.get("method") == "codegemma/status":
             params = message.get("params") or {}
             if params.get("state") == "ready":
-                return warnings
+                speed = params.get("speed")
+                return warnings, speed if isinstance(speed, dict) else None
             if params.get("state") == "error":
                 raise ProtocolError(f"the server could not load the model: {params.get('message')}")
 
@@ -351,20 +419,9 @@ def run_lookup_command(args: argparse.Namespace) -> int:
 
 def vocab_tokenizer(model: Path) -> Callable[[str], list[int]]:
     """Text to ids by the model's own tokenizer (its vocabulary alone is loaded)."""
-    from codegemma_lsp.engine import llama_log
+    from codegemma_lsp.engine.llama_backend import LlamaTokenizer
 
-    llama_log.install()
-    import llama_cpp
-
-    vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
-
-    def tokenize(text: str) -> list[int]:
-        if not text:
-            return []
-        data = text.encode("utf-8", errors="replace")
-        return [int(t) for t in vocab.tokenize(data, add_bos=False, special=False)]
-
-    return tokenize
+    return LlamaTokenizer.from_file(model).tokenize
 
 
 def token_counter(model: Path | None) -> Tokenizer:

@@ -174,19 +174,9 @@ def _gemma3_gguf(target: Path) -> Path:
 
 def quantize(source: Path, target: Path, *, ftype: int = Q4_K_M, threads: int = 0) -> None:
     """Quantize a GGUF with llama.cpp (``threads`` 0: all cores)."""
-    import ctypes
+    from codegemma_lsp.engine.llama_backend import quantize_model
 
-    from codegemma_lsp.engine import llama_log
-
-    llama_log.install()  # llama.cpp's progress lines go to logging, not the terminal
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = threads
-    status = llama_cpp.llama_model_quantize(
-        str(source).encode(), str(target).encode(), ctypes.byref(params)
-    )
+    status = quantize_model(source, target, ftype=ftype, threads=threads)
     if status != 0:
         raise BenchModelError(f"llama.cpp could not quantize {source.name} (status {status})")
 

@@ -91,7 +91,7 @@ def complete_task(
     try:
         document = Document(_TASK_URI, task.prompt + task.suffix, language=language)
         query = CompletionQuery(document.snapshot(), cursor=len(task.prompt), path=TASK_PATH)
-        outcome = run_completion(backend, query, settings, CancelToken())
+        outcome = run_completion(query, backend, settings, CancelToken())
     except Exception as exc:  # a pipeline bug fails the task, never the run
         elapsed = (time.perf_counter() - started) * 1000
         return TaskCompletion("", "", "", elapsed, error=f"{type(exc).__name__}: {exc}")
@@ -412,7 +412,9 @@ def format_summary(report: Report, backend: str) -> str:
             f"execution mean {report.execute_s_mean:.3f} s",
             f"{report.seconds:.1f} s; {report.resumed} tasks resumed from the results file; "
             f"{report.programs_run} programs run, {report.programs_reused} reused",
-            card_line(report),
+            # Only a model's score means something next to the card's; the oracle's,
+            # the empty floor's and a fake's do not.
+            *([card_line(report)] if backend.startswith("llama:") else []),
         ]
     )
 
@@ -518,8 +520,8 @@ def _fail(message: str, status: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The command: 0 done, 1 backend failed (or the oracle lost answers), 2 bad input."""
-    from codegemma_lsp.cli import protect_stdout, setup_logging
     from codegemma_lsp.config import SettingsSources, env_layer
+    from codegemma_lsp.console import protect_stdout, setup_logging
     from codegemma_lsp.engine.base import EngineError
     from codegemma_lsp.engine.host import describe, make_backend
     from codegemma_lsp.evals.humaneval_tasks import MissingDataError, dump_tasks

@@ -22,6 +22,15 @@ The baseline (``closed_loop``) plays the same keystrokes in virtual time and,
 at a sample of the points where the timer would fire, sends a request and
 waits for its answer before going on: with no reuse every request costs the
 same, so a sample gives its latency without waiting through the pauses.
+
+With ``oracle``, just before each request the replay tells the server what the
+typist is about to type at the cursor (``codegemma/benchOracle``, which only a
+server started with ``serve --bench-oracle`` accepts), so generation stops where a
+real model's would: the random weights then cost what real ones would.
+
+The log keeps the typist's pauses: each recorded wait of at least
+``PAUSE_MIN_MS``, from the step taken before it to the step that ends it (a
+keystroke, a move, or the simulated user acting on what is shown).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,6 +58,11 @@ Outcome = Literal["items", "empty", "cancelled", "error", "unanswered"]
 StepKind = Literal["type", "backspace", "move", "accept", "undo"]
 
 REQUEST_CANCELLED = -32800
+ORACLE_NOTIFICATION = "codegemma/benchOracle"
+ORACLE_MAX_CHARS = 4000
+"""More than any block: the server cuts the text at the scope's end anyway."""
+PAUSE_MIN_MS = 600.0
+"""The shortest recorded wait the log keeps as a pause (the figures use 600 ms and 1 s)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +81,8 @@ class ReplayOptions:
     seed: int = 0
     answer_timeout_s: float = 180.0
     """How long to wait, after the last keystroke, for requests still unanswered."""
+    oracle: bool = False
+    """Tell the server what the typist types next, before each request (see above)."""
 
 
 @dataclass
@@ -103,6 +120,18 @@ class RequestLog:
         return (self.answered_at - self.sent_at) * 1000
 
 
+@dataclass(frozen=True)
+class Pause:
+    """A recorded wait of the typist, as played."""
+
+    start: float
+    """``time.perf_counter()`` (virtual time in a closed loop) of the step before it."""
+    end: float
+    """When the step after it was taken."""
+    wait_ms: float
+    """The wait as recorded, in the session's milliseconds (before ``time_scale``)."""
+
+
 @dataclass
 class SessionLog:
     name: str
@@ -114,6 +143,11 @@ class SessionLog:
     duration_s: float = 0.0
     reached_final_text: bool = False
     """Whether the document ended as the session's final text (it should)."""
+    pauses: list[Pause] = field(default_factory=list)
+    inserted: list[str] = field(default_factory=list)
+    """Every text the session inserted (typed or accepted), in order."""
+    deleted: list[str] = field(default_factory=list)
+    """Every text it deleted (backspace, undo)."""
 
 
 @dataclass
@@ -123,19 +157,42 @@ class _Step:
     text: str = ""
     count: int = 0
     offset: int = 0
+    recorded_ms: float | None = None
+    """The wait as the session recorded it; None for the simulated user's own steps."""
 
 
 def _steps(events: tuple[Event, ...], scale: float) -> deque[_Step]:
     steps: deque[_Step] = deque()
     for event in events:
         wait = event.wait_ms * scale / 1000
+        recorded = float(event.wait_ms)
         if event.move is not None:
-            steps.append(_Step("move", wait, offset=event.move))
+            steps.append(_Step("move", wait, offset=event.move, recorded_ms=recorded))
         elif event.type is not None:
-            steps.append(_Step("type", wait, text=event.type))
+            steps.append(_Step("type", wait, text=event.type, recorded_ms=recorded))
         else:
-            steps.append(_Step("backspace", wait, count=event.backspace))
+            steps.append(_Step("backspace", wait, count=event.backspace, recorded_ms=recorded))
     return steps
+
+
+def upcoming_insert(steps: Iterable[_Step], limit: int = ORACLE_MAX_CHARS) -> str:
+    """What the coming steps leave typed at the cursor before they move it elsewhere.
+
+    Typing appends and a backspace takes back what was typed since, so a typo and
+    its fix leave the fixed text; a backspace into older text, a move, an accept or
+    an undo ends it.
+    """
+    typed = ""
+    for step in steps:
+        if len(typed) >= limit:
+            break
+        if step.kind == "type":
+            typed += step.text
+        elif step.kind == "backspace" and step.count <= len(typed):
+            typed = typed[: len(typed) - step.count]
+        else:
+            break
+    return typed[:limit]
 
 
 def sample_points(count: int, wanted: int | None) -> set[int]:
@@ -190,6 +247,9 @@ class SessionReplay:
         self._deleted: list[str] = []
         self._moved = False
         self._virtual_now = 0.0
+        self._last_step_at: float | None = None
+        self._interrupted_ms: float | None = None
+        """The recorded wait the simulated user cut short by acting on a suggestion."""
         self._fires = 0
         self._sampled: set[int] | None = None
         if options.closed_loop:
@@ -274,6 +334,11 @@ class SessionReplay:
     # ----- keystrokes -------------------------------------------------------------------
 
     def take_step(self, step: _Step, now: float) -> None:
+        wait_ms = step.recorded_ms if step.recorded_ms is not None else self._interrupted_ms
+        self._interrupted_ms = None
+        if self._last_step_at is not None and wait_ms is not None and wait_ms >= PAUSE_MIN_MS:
+            self.log.pauses.append(Pause(self._last_step_at, now, wait_ms))
+        self._last_step_at = now
         if step.kind == "move":
             self.leave_insert_mode()
             self._moved = self._moved or step.offset != self.cursor
@@ -295,8 +360,10 @@ class SessionReplay:
     def edit(self, start: int, end: int, new_text: str, now: float) -> None:
         if end > start:
             self._deleted.append(self.text[start:end])
+            self.log.deleted.append(self.text[start:end])
         if new_text:
             self._typed.append(new_text)
+            self.log.inserted.append(new_text)
         self.text, change = replace_change(self.text, start, end, new_text)
         self.cursor = start + len(new_text)
         self.version += 1
@@ -332,11 +399,21 @@ class SessionReplay:
         if self._sampled is not None and index not in self._sampled:
             return
         self.flush(now)
+        position = position_at(self.text, self.cursor)
+        if self.options.oracle:
+            self.server.notify(
+                ORACLE_NOTIFICATION,
+                {
+                    "textDocument": {"uri": self.uri, "version": self.version},
+                    "position": position,
+                    "text": upcoming_insert(self.steps),
+                },
+            )
         msg_id, sent_at = self.server.request(
             "textDocument/inlineCompletion",
             {
                 "textDocument": {"uri": self.uri},
-                "position": position_at(self.text, self.cursor),
+                "position": position,
                 "context": {"triggerKind": 2},
             },
         )
@@ -415,6 +492,7 @@ class SessionReplay:
         if self.follow_start is not None or not text.strip() or not self.steps:
             return
         if len(text) >= self.options.accept_min_chars and self.upcoming_text(len(text)) == text:
+            self._interrupt()
             self.steps.appendleft(_Step("accept", self._reaction_s()))
             self.replanned = True
             return
@@ -426,6 +504,11 @@ class SessionReplay:
         if self.rng.random() < self.options.follow_probability:
             self.follow(first_line)
 
+    def _interrupt(self) -> None:
+        """The user acts on a suggestion now: the pause they were in ends with that act."""
+        if self.steps and self.steps[0].recorded_ms is not None:
+            self._interrupted_ms = self.steps[0].recorded_ms
+
     def follow(self, line: str) -> None:
         low, high = self.options.follow_chars
         scale = self.options.time_scale
@@ -434,6 +517,7 @@ class SessionReplay:
         steps[0].wait_s = self._reaction_s()
         steps.append(_Step("accept", self.rng.uniform(0.3, 0.6) * scale))
         steps.append(_Step("undo", self.rng.uniform(0.8, 1.5) * scale))
+        self._interrupt()
         self.steps.extendleft(reversed(steps))
         self.follow_start = self.cursor
         self.since_follow = 0

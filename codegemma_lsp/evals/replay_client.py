@@ -176,10 +176,17 @@ def _read_message(stream: IO[bytes]) -> dict[str, Any] | None:
 
 
 def server_command(
-    *, model: Path | None, backend: str | None = None, threads: int | None = None
+    *,
+    model: Path | None,
+    backend: str | None = None,
+    threads: int | None = None,
+    oracle: bool = False,
 ) -> list[str]:
-    """``python -m codegemma_lsp serve`` with the model flags the benchmark uses."""
+    """``python -m codegemma_lsp serve`` with the model flags the benchmark uses
+    (``--bench-oracle``: accept the replay's ``codegemma/benchOracle`` notifications)."""
     command = [sys.executable, "-m", "codegemma_lsp", "serve"]
+    if oracle:
+        command.append("--bench-oracle")
     if model is not None:
         command += ["--model", str(model)]
     if backend is not None:

@@ -1,8 +1,10 @@
 """The language registry, read from ``grammars/<name>/``.
 
 Each folder holds a ``language.toml`` (grammar wheel, entry point, LSP language
-ids, file extensions, comment markers) and tree-sitter queries (``*.scm``).
-Adding a language means adding a folder and a dependency; no code changes.
+ids, file extensions, comment markers, the words that open blocks, test-file
+naming, how imports resolve) and tree-sitter queries (``*.scm``); see
+``grammars/README.md``. Adding a language means adding a folder and a dependency;
+no code changes, and no Python module names a language.
 A language whose grammar wheel is missing is skipped with a log line, so an
 unknown or uninstalled language falls back to line-based behaviour.
 """
@@ -12,14 +14,86 @@ from __future__ import annotations
 import importlib
 import logging
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePath
+from typing import Any
 
 import tree_sitter
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeaderWords:
+    """``[headers]``: how truncation reads a line above the cursor that opens a block.
+
+    The line's first word (after any ``modifiers``) says what kind of block it opens:
+    a function (a completion inside may run on over several statements), a container
+    (class, module...: it ends with the definition it opened) or control flow.
+    ``clause`` words continue the statement above (``else``, ``catch``).
+
+    Where blocks close with a keyword (Lua's ``end``), ``closers`` lists it and
+    ``openers`` the words that end a line opening a block (``then``, ``do``); a
+    function header opens one too. Otherwise blocks are brackets (``{``), or
+    indentation where ``indent_blocks`` says so.
+    """
+
+    function: frozenset[str] = frozenset()
+    container: frozenset[str] = frozenset()
+    """For bracket languages, any word of the header before its ``(``, ``{`` or ``=``."""
+    control: frozenset[str] = frozenset()
+    clause: frozenset[str] = frozenset()
+    modifiers: frozenset[str] = frozenset()
+    openers: frozenset[str] = frozenset()
+    closers: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> HeaderWords:
+        def words(key: str) -> frozenset[str]:
+            return frozenset(str(w) for w in table.get(key, ()))
+
+        return cls(
+            function=words("function"),
+            container=words("container"),
+            control=words("control"),
+            clause=words("clause"),
+            modifiers=words("modifiers"),
+            openers=words("openers"),
+            closers=words("closers"),
+        )
+
+
+@dataclass(frozen=True)
+class PairingRules:
+    """``[tests]``: which files are tests, and of what (``context/tests_link.py``)."""
+
+    family: str | None = None
+    """Languages of one family can test each other's files (TypeScript tests JavaScript)."""
+    names: tuple[str, ...] = ()
+    """Regular expressions on a file name; group 1 is the name of the code it tests."""
+    by_folder: bool = False
+    """A file in a test folder (``tests/``, ``__tests__/``) tests its namesake."""
+    source_dirs: tuple[str, ...] = ()
+    """Folders set aside, like ``src``, when telling how near two files are."""
+
+
+@dataclass(frozen=True)
+class ImportRules:
+    """``[imports]``: how the imports ``imports.scm`` finds name workspace files."""
+
+    resolver: str | None = None
+    """The resolver kind (``context/resolve.py``): dotted_modules, relative_paths,
+    module_packages, package_classes, crate_modules, includes or namespaces."""
+    names: str = "query"
+    """Where the names an import takes come from: ``query`` (``@import.name``) or
+    ``es_clause`` (an ES module's ``import { a, b } from``)."""
+    workspace_wide: bool = False
+    """An import may name any file of the language anywhere (C#'s namespaces), so a
+    change to any such file may change a pack."""
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """The resolver kind's own settings (file names to try, source roots)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +113,9 @@ class LanguageSpec:
     """Blocks are made by indentation (Python), not by brackets."""
     quote_lifetimes: bool = False
     """A quote can start a lifetime or label (Rust's ``'a``), not only a character literal."""
+    headers: HeaderWords = field(default_factory=HeaderWords)
+    tests: PairingRules = field(default_factory=PairingRules)
+    imports: ImportRules = field(default_factory=ImportRules)
 
     def query_source(self, kind: str) -> str | None:
         """The text of ``<kind>.scm`` in this language's folder, if it exists."""
@@ -92,7 +169,37 @@ def _load_spec(folder: Path) -> LanguageSpec | None:
         indent_blocks=bool(data.get("indent_blocks", False)),
         quote_lifetimes=bool(data.get("quote_lifetimes", False)),
         ts_language=tree_sitter.Language(capsule),
+        headers=HeaderWords.from_table(data.get("headers", {})),
+        tests=_pairing_rules(data.get("tests", {})),
+        imports=_import_rules(data.get("imports", {})),
     )
+
+
+def _pairing_rules(table: Mapping[str, Any]) -> PairingRules:
+    return PairingRules(
+        family=table.get("family"),
+        names=tuple(str(n) for n in table.get("names", ())),
+        by_folder=bool(table.get("by_folder", False)),
+        source_dirs=tuple(str(d) for d in table.get("source_dirs", ())),
+    )
+
+
+def _import_rules(table: Mapping[str, Any]) -> ImportRules:
+    options = {k: v for k, v in table.items() if k not in ("resolver", "names", "workspace_wide")}
+    return ImportRules(
+        resolver=table.get("resolver"),
+        names=str(table.get("names", "query")),
+        workspace_wide=bool(table.get("workspace_wide", False)),
+        options=options,
+    )
+
+
+@cache
+def fallback_headers() -> HeaderWords:
+    """The header words for text of no known language (``grammars/unknown.toml``)."""
+    path = grammars_dir() / "unknown.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return HeaderWords.from_table(data.get("headers", {}))
 
 
 class LanguageRegistry:
@@ -122,6 +229,10 @@ class LanguageRegistry:
     @property
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    @property
+    def specs(self) -> list[LanguageSpec]:
+        return [self._by_name[name] for name in self.names]
 
     def by_name(self, name: str) -> LanguageSpec | None:
         return self._by_name.get(name)

@@ -9,37 +9,23 @@ cursor is broken; a parse of an unfinished function at the end of a file does
 not (tree-sitter's recovery often leaves no function node there).
 
 A *header* is a line above the cursor, less indented than everything after it
-up to the cursor, so the cursor is inside the block it opens (or continues).
+up to the cursor, so the cursor is inside the block it opens (or continues). The
+words that say what a header opens are the language's (``[headers]`` in its
+``language.toml``; ``grammars/unknown.toml`` for text of no known language).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
+from codegemma_lsp.syntax.languages import HeaderWords
 from codegemma_lsp.syntax.trunc_lexer import CLOSER_OF, LexRules
 
 HeaderKind = Literal["function", "container", "control"]
 
-# Languages whose blocks are made by indentation rather than brackets.
-
-CLAUSE_WORDS = frozenset({"else", "elif", "except", "finally", "catch"})
-_CONTROL_WORDS = frozenset(
-    {
-        "if", "for", "while", "do", "switch", "try", "match", "loop", "unsafe", "select",
-        "case", "default", "with", "using", "lock", "foreach", "synchronized", "when",
-        "checked", "unchecked", "fixed", "init", "else", "catch", "finally",
-    }
-)  # fmt: skip
-_CONTAINER_WORDS = frozenset(
-    {
-        "class", "struct", "interface", "enum", "namespace", "impl", "trait", "object",
-        "mod", "module", "union", "record", "extension", "extern", "protocol",
-    }
-)  # fmt: skip
-_FUNCTION_WORDS = frozenset({"def", "fn", "func", "fun", "function", "sub", "proc"})
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _LABEL = re.compile(r"(?:case\b.*|default|[A-Za-z_]\w*)\s*:$")
 # A line ending so continues onto the next: it cannot start a statement.
@@ -62,6 +48,8 @@ class Syntax:
     name: str
     lex: LexRules
     indent_blocks: bool
+    """Blocks are made by indentation (``:`` opens one), not by brackets."""
+    headers: HeaderWords = field(default_factory=HeaderWords)
 
     def is_comment(self, stripped: str) -> bool:
         lc = self.lex.line_comment
@@ -74,7 +62,7 @@ class Syntax:
 
     def is_clause(self, stripped: str) -> bool:
         """A line that continues the statement before it (``else:``, ``} catch {``)."""
-        return stripped[:1] in ")]}" or first_word(stripped) in CLAUSE_WORDS
+        return stripped[:1] in ")]}" or first_word(stripped) in self.headers.clause
 
     def is_ignorable(self, stripped: str) -> bool:
         """Blank, comment, preprocessor or attribute lines, and labels: never headers."""
@@ -86,25 +74,32 @@ class Syntax:
 
     def opens_block(self, stripped: str) -> bool:
         code = self.lex.code_end(stripped)
-        return code.endswith(":") if self.indent_blocks else code.endswith("{")
+        if self.indent_blocks:
+            return code.endswith(":")
+        if self.headers.closers:  # keyword blocks: "if x then", "function f(a)"
+            words = _WORD.findall(code)
+            if words and words[-1] in self.headers.openers and code.endswith(words[-1]):
+                return True
+            return code.endswith(")") and self.kind_of(code) == "function"
+        return code.endswith("{")
 
     def kind_of(self, stripped: str) -> HeaderKind:
-        if self.indent_blocks:
-            word = first_word(stripped)
-            if word == "async":
-                word = first_word(stripped[5:].lstrip())
-            if word == "def":
-                return "function"
-            return "container" if word == "class" else "control"
-        if stripped.startswith("}"):
+        words = self.headers
+        if not self.indent_blocks and stripped.startswith("}"):
             return "control"
-        word = first_word(stripped)
-        if word in _FUNCTION_WORDS:
+        rest = stripped
+        word = first_word(rest)
+        while word and word in words.modifiers:  # "async def", "local function"
+            rest = rest[len(word) :].lstrip()
+            word = first_word(rest)
+        if word in words.function:
             return "function"
-        if word in _CONTROL_WORDS:
+        if self.indent_blocks:
+            return "container" if word in words.container else "control"
+        if word in words.control:
             return "control"
         head = re.split(r"[({=]", stripped, maxsplit=1)[0]
-        if any(w in _CONTAINER_WORDS for w in _WORD.findall(head)):
+        if any(w in words.container for w in _WORD.findall(head)):
             return "container"
         if "(" in stripped or "=>" in stripped or "->" in stripped:
             return "function"

@@ -131,6 +131,8 @@ def propose(
         proposals.append(_brackets(gen, ctx, syntax))
         if syntax.indent_blocks:
             proposals.append(_indentation(gen, ctx, syntax))
+        if syntax.headers.closers:
+            proposals.append(_closing_word(gen, ctx, syntax))
         proposals.append(_dead_code(gen, ctx, syntax))
     best = min(proposals, key=lambda p: p.cut)
     overlap = _suffix_lines(gen, ctx, best.cut)
@@ -343,6 +345,38 @@ def _indentation(gen: Generated, ctx: CursorContext, syntax: Syntax) -> Proposal
         if line.indent == base and syntax.opens_block(code):
             opened = True
     return _NONE
+
+
+def _closing_word(gen: Generated, ctx: CursorContext, syntax: Syntax) -> Proposal:
+    """Where blocks close with a keyword (``end``): the block the cursor is in ends at the
+    first line indented no deeper than its header. That line is kept when it is the
+    closing keyword and the text after the cursor does not already have it."""
+    if not ctx.chain:
+        return _NONE
+    header = ctx.chain[0]
+    closers = syntax.headers.closers
+    for i in range(1, len(gen.lines)):
+        line = gen.lines[i]
+        code = line.code
+        if not code or line.opaque or line.depth > 0 or syntax.is_comment(code):
+            continue
+        if line.indent > header.indent:
+            continue
+        word = first_word(code)
+        if word in closers and not _closes_in_suffix(ctx, word, line.indent):
+            return Proposal(line.end, "block_end")
+        return Proposal(line_cut(gen, ctx, i), "block_end")
+    return _NONE
+
+
+def _closes_in_suffix(ctx: CursorContext, word: str, indent: int) -> bool:
+    """Whether the suffix's next line is the closing ``word`` at ``indent``."""
+    following = ctx.next_line()
+    return (
+        following is not None
+        and first_word(following.strip()) == word
+        and indentation(following) == indent
+    )
 
 
 def _continues(gen: Generated, i: int, syntax: Syntax) -> bool:

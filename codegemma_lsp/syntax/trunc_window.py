@@ -17,13 +17,13 @@ the completion (which would be new breakage hidden by a repair elsewhere).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from functools import cache
 
 import tree_sitter
 
 from codegemma_lsp.syntax.languages import LanguageSpec
+from codegemma_lsp.syntax.parsing import parse
 from codegemma_lsp.syntax.trunc_context import (
     CursorContext,
     Header,
@@ -38,7 +38,10 @@ WINDOW_BUDGET = 6000
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
+class ParseWindow:
+    """The piece of the document truncation parses to judge a cut (not the prompt's
+    :class:`~codegemma_lsp.syntax.cutpoints.Window`)."""
+
     head: str  # synthetic headers, then the prefix from the window's start
     tail: str  # the suffix up to the window's end, then synthetic closers
 
@@ -50,11 +53,13 @@ class _Level:
     outer: tuple[Header, ...]  # outermost first
 
 
-def choose_window(ctx: CursorContext, syntax: Syntax, budget: int | None = None) -> Window:
+def choose_parse_window(
+    ctx: CursorContext, syntax: Syntax, budget: int | None = None
+) -> ParseWindow:
     prefix, suffix = ctx.prefix, ctx.suffix
     budget = WINDOW_BUDGET if budget is None else budget
     if len(prefix) + len(suffix) <= budget:
-        return Window(prefix, suffix)
+        return ParseWindow(prefix, suffix)
     chosen: tuple[_Level, int] | None = None
     innermost: _Level | None = None
     before = _code_line_at_cursor(ctx, syntax)
@@ -69,13 +74,13 @@ def choose_window(ctx: CursorContext, syntax: Syntax, budget: int | None = None)
             break
     if chosen is None:
         if innermost is None:
-            return Window(prefix, suffix)
+            return ParseWindow(prefix, suffix)
         end = _window_end(suffix, innermost.indent, syntax, None, before)
         chosen = (innermost, len(suffix) if end is None else end)
     level, end = chosen
     head = "".join(h.source for h in level.outer) + prefix[level.start :]
     closers = "".join("\n" + h.closers(syntax.lex) for h in reversed(level.outer))
-    return Window(head, suffix[:end] + closers)
+    return ParseWindow(head, suffix[:end] + closers)
 
 
 def _levels(ctx: CursorContext, syntax: Syntax) -> list[_Level]:
@@ -207,18 +212,14 @@ class Verdict:
         return self.errors <= baseline and not self.inside
 
 
-class ParseTimeout(Exception):
-    """A parse ran past the deadline (some grammars take seconds on odd input)."""
-
-
 class Judge:
     """Parses the window with a middle in place and counts the damage.
 
     Every parse stops at ``deadline`` (a ``time.perf_counter()`` value) with
-    :class:`ParseTimeout`.
+    :class:`~codegemma_lsp.syntax.parsing.ParseTimeout`.
     """
 
-    def __init__(self, spec: LanguageSpec, window: Window, deadline: float) -> None:
+    def __init__(self, spec: LanguageSpec, window: ParseWindow, deadline: float) -> None:
         self._parser = spec.parser()
         self._head = window.head.encode()
         self._tail = window.tail.encode()
@@ -241,17 +242,7 @@ class Judge:
         return Verdict(errors, len(body[:offset].decode("utf-8", errors="ignore")), inside)
 
     def _parse(self, source: bytes) -> tree_sitter.Tree:
-        deadline = self._deadline
-
-        def late(_offset: int, _has_error: bool) -> bool:
-            return time.perf_counter() > deadline
-
-        # Only input read through a callback can be halted by a progress callback.
-        try:
-            return self._parser.parse(lambda at, _point: source[at:], progress_callback=late)
-        except ValueError:
-            self._parser.reset()  # else the next parse resumes the halted one
-            raise ParseTimeout from None
+        return parse(self._parser, source, deadline=self._deadline)
 
 
 def _errors(root: tree_sitter.Node, low: int) -> tuple[int, int | None]:

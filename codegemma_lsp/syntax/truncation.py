@@ -35,7 +35,8 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-from codegemma_lsp.syntax.languages import LanguageSpec
+from codegemma_lsp.syntax.languages import LanguageSpec, fallback_headers
+from codegemma_lsp.syntax.parsing import ParseTimeout
 from codegemma_lsp.syntax.trunc_context import (
     CursorContext,
     Syntax,
@@ -51,7 +52,7 @@ from codegemma_lsp.syntax.trunc_rules import (
     propose,
     read_generated,
 )
-from codegemma_lsp.syntax.trunc_window import Judge, ParseTimeout, choose_window
+from codegemma_lsp.syntax.trunc_window import Judge, choose_parse_window
 
 __all__ = ["Scope", "TruncationResult", "truncate", "truncate_explained"]
 
@@ -106,7 +107,8 @@ def truncate_explained(
             _finish(gen.text, proposal.cut, ctx), proposal.reason, proposal.cut, 0
         )
     try:
-        return _judged(gen, ctx, proposal, Judge(language, choose_window(ctx, syntax), deadline))
+        window = choose_parse_window(ctx, syntax)
+        return _judged(gen, ctx, proposal, Judge(language, window, deadline))
     except ParseTimeout:
         log.info("truncation: %s parse timed out; the cut is not checked", language.name)
         text = _finish(gen.text, proposal.cut, ctx)
@@ -139,7 +141,7 @@ def _judged(
     return TruncationResult("", "not_whole", 0, judge.parses)
 
 
-_PLAIN = Syntax("", LexRules(None, None), indent_blocks=False)
+_PLAIN = Syntax("", LexRules(None, None), indent_blocks=False, headers=fallback_headers())
 
 
 @cache
@@ -147,7 +149,9 @@ def _syntax(language: LanguageSpec) -> Syntax:
     lex = LexRules(
         language.line_comment, language.block_comment, rust_lifetimes=language.quote_lifetimes
     )
-    return Syntax(language.name, lex, indent_blocks=language.indent_blocks)
+    return Syntax(
+        language.name, lex, indent_blocks=language.indent_blocks, headers=language.headers
+    )
 
 
 def _content_indent(prefix: str, generated: str) -> int | None:

@@ -18,7 +18,10 @@
 ;;     none), M-f its next word and C-e the rest of its line (the rest stays
 ;;     shown), C-g dismisses it, and so does any edit that does not type the
 ;;     ghost text's next characters;
-;;   - the mode line shows whether the model is loading, ready or failed.
+;;   - the mode line shows whether the model is downloading (with its
+;;     percentage), loading, ready or failed, and "…" while a completion is on
+;;     its way; once the model is ready, a completion typed for while it
+;;     loaded is asked for again.
 ;;
 ;; The same completions reach `completion-at-point' (C-M-i, Company, Corfu)
 ;; through eglot's own capf, which asks `textDocument/completion'.
@@ -49,9 +52,10 @@ the next \\[eglot] or \\[eglot-reconnect]."
   :type '(repeat string))
 
 (defcustom codegemma-lsp-model-path nil
-  "The CodeGemma GGUF file, sent as initializationOptions model.path.
-nil leaves the choice to the server (its command line or the
-CODEGEMMA_LSP_MODEL_PATH environment variable)."
+  "A CodeGemma GGUF file of your own, sent as initializationOptions model.path.
+nil leaves the choice to the server: its command line, the
+CODEGEMMA_LSP_MODEL_PATH environment variable, or else CodeGemma 2B,
+which it downloads once into the Hugging Face cache."
   :type '(choice (const :tag "Server's choice" nil) file))
 
 (defcustom codegemma-lsp-settings nil
@@ -99,7 +103,11 @@ Changing it takes effect after `codegemma-lsp-register'."
   :documentation "An eglot connection to codegemma-lsp.")
 
 (defvar codegemma-lsp--statuses (make-hash-table :test #'eq :weakness 'key)
-  "The last `codegemma/status' of each server: a plist (:state :model :message).")
+  "The last `codegemma/status' of each server.
+A plist (:state :model :message :progress).")
+
+(defvar codegemma-lsp--latencies (make-hash-table :test #'eq :weakness 'key)
+  "Seconds the last answered completion of each server took.")
 
 (defun codegemma-lsp--contact (&optional _interactive _project)
   "The eglot contact for codegemma-lsp, read at each server start."
@@ -151,11 +159,26 @@ model in memory) for all its languages."
 
 (cl-defmethod eglot-handle-notification
   ((server eglot-lsp-server) (_method (eql codegemma/status))
-   &key state model message &allow-other-keys)
-  "Keep SERVER's model STATE, MODEL and MESSAGE for the mode line."
-  (puthash server (list :state state :model model :message message)
-           codegemma-lsp--statuses)
+   &key state model message progress &allow-other-keys)
+  "Keep SERVER's STATE, MODEL, MESSAGE and download PROGRESS.
+The mode line shows them.  When the model becomes ready, ask again
+for a completion at point: what was typed while it loaded got none."
+  (let ((before (plist-get (gethash server codegemma-lsp--statuses) :state)))
+    (puthash server (list :state state :model model :message message :progress progress)
+             codegemma-lsp--statuses)
+    (when (and (equal state "ready") (not (equal before "ready")))
+      (run-at-time 0 nil #'codegemma-lsp--ask-again server)))
   (force-mode-line-update t))
+
+(defvar codegemma-lsp--current)
+
+(defun codegemma-lsp--ask-again (server)
+  "Request a completion in the selected buffer if SERVER manages it."
+  (with-current-buffer (window-buffer (selected-window))
+    (when (and (bound-and-true-p codegemma-lsp-mode)
+               (not codegemma-lsp--current)
+               (eq (codegemma-lsp--server) server))
+      (codegemma-lsp--request))))
 
 ;; Eglot 1.9 keeps one language id per server, the one of the buffer that
 ;; started it, and would open a .js file as "python" in a project whose
@@ -221,6 +244,9 @@ model in memory) for all its languages."
 
 (defvar-local codegemma-lsp--last-reply nil
   "(SEQ . RESULT) of the latest reply, stale or not; for debugging and tests.")
+
+(defvar-local codegemma-lsp--pending nil
+  "Number of the request on its way, for the mode line's \"…\"; nil when none.")
 
 (defun codegemma-lsp-visible-p ()
   "Whether ghost text is shown in this buffer."
@@ -329,15 +355,20 @@ after typing."
     (let ((buffer (current-buffer))
           (seq (cl-incf codegemma-lsp--request-seq))
           (tick (buffer-chars-modified-tick))
-          (pos (point)))
+          (pos (point))
+          (started (float-time)))
+      (setq codegemma-lsp--pending seq)
+      (force-mode-line-update)
       (jsonrpc-async-request
        server :textDocument/inlineCompletion
        (append (eglot--TextDocumentPositionParams)
                (list :context (list :triggerKind (if invoked 1 2))))
        :success-fn
        (lambda (result)
+         (puthash server (- (float-time) started) codegemma-lsp--latencies)
          (when (buffer-live-p buffer)
            (with-current-buffer buffer
+             (codegemma-lsp--done seq)
              (setq codegemma-lsp--last-reply (cons seq result))
              (when (and codegemma-lsp-mode
                         (= seq codegemma-lsp--request-seq)
@@ -348,14 +379,23 @@ after typing."
        (lambda (error)
          (when (buffer-live-p buffer)
            (with-current-buffer buffer
+             (codegemma-lsp--done seq)
              (setq codegemma-lsp--last-reply (cons seq nil))))
          ;; -32800: cancelled, as the server does when a newer request comes.
          (unless (memql (plist-get error :code) '(-32800 -32801))
            (message "[codegemma-lsp] inline completion failed: %s"
                     (plist-get error :message))))
-       :timeout-fn #'ignore
+       :timeout-fn (lambda ()
+                     (when (buffer-live-p buffer)
+                       (with-current-buffer buffer (codegemma-lsp--done seq))))
        :timeout codegemma-lsp-request-timeout)
       seq)))
+
+(defun codegemma-lsp--done (seq)
+  "Request SEQ has an answer: drop the mode line's \"…\" if it was the last."
+  (when (eql seq codegemma-lsp--pending)
+    (setq codegemma-lsp--pending nil)
+    (force-mode-line-update)))
 
 (defun codegemma-lsp--on-idle (buffer)
   "The idle timer's job: request a completion if BUFFER is still current."
@@ -504,25 +544,188 @@ The item's accept command names the suggestion."
 ;;; Mode line
 
 (defun codegemma-lsp-status ()
-  "The last `codegemma/status' of this buffer's server: (:state :model :message)."
+  "The last `codegemma/status' of this buffer's server, and its last latency.
+A plist (:state :model :message :progress :latency), :latency in seconds."
   (let ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server))))
-    (and server (gethash server codegemma-lsp--statuses))))
+    (and server
+         (append (gethash server codegemma-lsp--statuses)
+                 (list :latency (gethash server codegemma-lsp--latencies))))))
+
+(defun codegemma-lsp-show-status ()
+  "Say whether the model is ready, which it is, and the last completion's time."
+  (interactive)
+  (let ((status (codegemma-lsp-status)))
+    (if (null status)
+        (message "codegemma-lsp: no server manages this buffer")
+      (let ((latency (plist-get status :latency)))
+        (message "codegemma-lsp: %s, model %s%s; last completion: %s"
+                 (or (plist-get status :state) "starting")
+                 (or (plist-get status :model) "-")
+                 (let ((text (plist-get status :message)))
+                   (if (and (stringp text) (not (string-empty-p text))) (concat " (" text ")") ""))
+                 (if latency (format "%.0f ms" (* 1000 latency)) "none yet"))))))
 
 (defun codegemma-lsp--lighter ()
-  "The mode-line text: \" CG\" and the model state unless it is ready."
+  "The mode-line text: \" CG\", the model state unless it is ready, \"…\" while asking."
   (let* ((server (codegemma-lsp--server))
          (status (and server (gethash server codegemma-lsp--statuses)))
-         (state (plist-get status :state)))
+         (state (plist-get status :state))
+         (progress (plist-get status :progress))
+         (latency (and server (gethash server codegemma-lsp--latencies))))
     (propertize
      (concat " CG" (cond ((null server) ":off")
                          ((null state) ":starting")
-                         ((equal state "ready") "")
+                         ((and (equal state "downloading") (numberp progress))
+                          (format ":downloading %d%%" progress))
+                         ((equal state "ready") (if codegemma-lsp--pending "…" ""))
                          (t (concat ":" state))))
      'help-echo (if status
-                    (format "codegemma-lsp: %s\nmodel: %s\n%s" state
+                    (format "codegemma-lsp: %s\nmodel: %s\n%s%s" state
                             (or (plist-get status :model) "-")
-                            (or (plist-get status :message) ""))
+                            (or (plist-get status :message) "")
+                            (if latency
+                                (format "\nlast completion: %.0f ms" (* 1000 latency))
+                              ""))
                   "codegemma-lsp: no server"))))
+
+
+;;; Generating code from an instruction
+
+(defcustom codegemma-lsp-generate-timeout 600
+  "Seconds to wait for generated code before giving up on it."
+  :type 'number)
+
+(defconst codegemma-lsp--generate-command "codegemma.generate")
+
+(defvar codegemma-lsp--generating nil
+  "Generations under way: a list of (SERVER . REQUEST-ID).")
+
+(defvar codegemma-lsp--generate-tokens nil
+  "Progress tokens of generations under way: a list of (SERVER . TOKEN).")
+
+(defvar codegemma-lsp-generated-functions nil
+  "Functions called with the server's answer to each generation.
+The answer is a plist (:applied t :lines N :whole BOOL), or
+\(:applied :json-false :message TEXT) when nothing was inserted.")
+
+;; Later eglot asks before applying any edit a server sends unless this is nil.
+(defvar eglot-confirm-server-edits)
+
+(defun codegemma-lsp--generate-argument (beg end instruction)
+  "The codegemma.generate argument for the region BEG..END and INSTRUCTION."
+  (append (eglot--TextDocumentIdentifier)
+          (list :range (list :start (eglot--pos-to-lsp-position beg)
+                             :end (eglot--pos-to-lsp-position end)))
+          (and instruction (not (string-empty-p instruction))
+               (list :instruction instruction))))
+
+(defun codegemma-lsp--generate-async (server argument)
+  "Send codegemma.generate with ARGUMENT to SERVER; the edit comes back by itself."
+  ;; Eglot sends edits after a pause: the server must have this buffer as it is now.
+  (eglot--signal-textDocument/didChange)
+  (let* ((entry (cons server nil))
+         (done (lambda () (setq codegemma-lsp--generating
+                                (delq entry codegemma-lsp--generating))))
+         (sent (jsonrpc-async-request
+                server :workspace/executeCommand
+                (list :command codegemma-lsp--generate-command
+                      :arguments (vector argument))
+                :success-fn
+                (lambda (result)
+                  (funcall done)
+                  (when (eq (plist-get result :applied) t)
+                    (message "[codegemma-lsp] inserted %s line%s of generated code"
+                             (plist-get result :lines)
+                             (if (eql (plist-get result :lines) 1) "" "s")))
+                  (run-hook-with-args 'codegemma-lsp-generated-functions result))
+                :error-fn
+                (lambda (error)
+                  (funcall done)
+                  (unless (eql (plist-get error :code) -32800) ; cancelled on purpose
+                    (message "[codegemma-lsp] generate failed: %s" (plist-get error :message)))
+                  (run-hook-with-args 'codegemma-lsp-generated-functions
+                                      (list :applied :json-false
+                                            :message (plist-get error :message))))
+                :timeout codegemma-lsp-generate-timeout
+                :timeout-fn
+                (lambda ()
+                  (funcall done)
+                  (message "[codegemma-lsp] no generated code after %ss"
+                           codegemma-lsp-generate-timeout)))))
+    ;; Old jsonrpc returns (ID TIMER), newer nil: without an id, the progress token cancels.
+    (setcdr entry (and (consp sent) (car sent)))
+    (push entry codegemma-lsp--generating)))
+
+(defun codegemma-lsp-generate (&optional instruction)
+  "Generate code with the server's instruction model.
+With an active region, the code replaces the region, whose text is
+the instruction.  Otherwise the code goes below the comment at or
+above point, which says what to write.  With a prefix argument,
+read the INSTRUCTION from the minibuffer instead.  The server
+inserts the code through `workspace/applyEdit'; generation goes on
+in the background, and `codegemma-lsp-generate-cancel' stops it."
+  (interactive
+   (list (and current-prefix-arg (read-string "Generate code that: "))))
+  (let ((server (or (codegemma-lsp--server)
+                    (user-error "No codegemma-lsp server manages this buffer")))
+        (beg (if (use-region-p) (region-beginning) (point)))
+        (end (if (use-region-p) (region-end) (point))))
+    (codegemma-lsp--generate-async
+     server (codegemma-lsp--generate-argument beg end instruction))
+    (when (use-region-p)
+      (deactivate-mark))
+    (message "[codegemma-lsp] generating code...")))
+
+(defun codegemma-lsp-generate-cancel ()
+  "Stop the code generations under way; nothing is inserted."
+  (interactive)
+  (dolist (entry codegemma-lsp--generating)
+    (when (cdr entry)
+      (jsonrpc-notify (car entry) :$/cancelRequest (list :id (cdr entry)))))
+  (dolist (entry codegemma-lsp--generate-tokens)
+    (jsonrpc-notify (car entry) :window/workDoneProgress/cancel (list :token (cdr entry))))
+  (setq codegemma-lsp--generating nil
+        codegemma-lsp--generate-tokens nil))
+
+(cl-defmethod eglot-handle-notification :before
+  ((server codegemma-lsp-server) (_method (eql $/progress)) &key token value &allow-other-keys)
+  "Remember the progress TOKEN of SERVER's generations, so they can be cancelled."
+  (when (and (stringp token) (string-prefix-p "codegemma-generate-" token))
+    (pcase (plist-get value :kind)
+      ("begin" (push (cons server token) codegemma-lsp--generate-tokens))
+      ("end" (setq codegemma-lsp--generate-tokens
+                   (cl-remove token codegemma-lsp--generate-tokens
+                              :key #'cdr :test #'equal))))))
+
+;; Eglot runs a code action's command with a request that waits for the
+;; answer (and gives up after `jsonrpc-default-request-timeout'), which
+;; for generation would freeze Emacs while the model writes: the command
+;; of "Generate code from this comment" goes out asynchronously instead.
+(cl-defmethod eglot-execute-command :around
+  ((server codegemma-lsp-server) command arguments)
+  "Run codegemma.generate on SERVER without waiting; other commands as usual."
+  (if (equal (format "%s" command) codegemma-lsp--generate-command)
+      (codegemma-lsp--generate-async server (aref (vconcat arguments) 0))
+    (cl-call-next-method)))
+
+(when (fboundp 'eglot-execute)
+  (cl-defmethod eglot-execute :around ((server codegemma-lsp-server) action)
+    "Run codegemma.generate on SERVER without waiting; other actions as usual."
+    (let ((command (or (plist-get action :command) action)))
+      (if (and (listp command)
+               (equal (plist-get command :command) codegemma-lsp--generate-command))
+          (codegemma-lsp--generate-async
+           server (aref (vconcat (plist-get command :arguments)) 0))
+        (cl-call-next-method)))))
+
+;; The user asked for the code, in the buffer at hand: no "Proceed?" before
+;; the server's edit, as eglot otherwise asks (by default in eglot 1.9).
+(cl-defmethod eglot-handle-request :around
+  ((_server codegemma-lsp-server) (_method (eql workspace/applyEdit)) &rest _)
+  "Apply codegemma-lsp's edits without asking for confirmation."
+  (let ((eglot-confirm-server-initiated-edits nil)
+        (eglot-confirm-server-edits nil))
+    (cl-call-next-method)))
 
 
 ;;; The mode

@@ -117,6 +117,7 @@ def run_scenario(
     *,
     timeout_s: float,
     log_files: Sequence[Path] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> ScenarioRun:
     """Run ``nvim/<script>`` headless; the scenario's watchdog fires 2 s before ours."""
     result_file = workdir / "result.json"
@@ -138,6 +139,7 @@ def run_scenario(
             f"XDG_{kind}_HOME": str(workdir / kind.lower())
             for kind in ("CONFIG", "DATA", "STATE", "CACHE")
         },
+        **(extra_env or {}),
     )
     command = [str(nvim.binary), "--headless", "--clean", "-n", "-u", str(SCRIPTS / script)]
     text, returncode = run_in_own_group(command, cwd=workdir, env=env, timeout_s=timeout_s)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.editors.processes import run_in_own_group
+from tests.hub import TINY_FILE, default_model_env, serve_hub
 
 pytestmark = pytest.mark.editor
 
@@ -156,21 +157,25 @@ def test_ert(ert_run: ErtRun, name: str) -> None:
 
 
 def test_the_readme_setup_runs_as_written(tmp_path: Path, tiny_model_path: Path) -> None:
+    """No model path: the server fetches the default model on first use (here the tiny
+    model, from a stand-in hub on 127.0.0.1) and eglot sees it ready."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     snippet = readme.split("### Emacs", 1)[1].split("```elisp\n", 1)[1].split("```", 1)[0]
-    for written, actual in (
-        ("~/src/codegemma-lsp", str(ROOT)),
-        ("~/models/codegemma-2b-Q4_K_M.gguf", str(tiny_model_path)),
-    ):
-        assert written in snippet
-        snippet = snippet.replace(written, actual)
+    assert "model" not in snippet, "the README's set-up needs no model path"
+    assert "~/src/codegemma-lsp" in snippet
+    snippet = snippet.replace("~/src/codegemma-lsp", str(ROOT))
     project = tmp_path / "project"
     project.mkdir()
     (project / "main.py").write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
-    command, env = emacs_command(
-        tmp_path, CODEGEMMA_README_SNIPPET=snippet, CODEGEMMA_TEST_DIR=str(project)
-    )
-    command += ["-l", str(ERT_DIR / "readme-snippet.el")]
-    text, returncode = run_in_own_group(command, cwd=tmp_path, env=env, timeout_s=60)
+    with serve_hub() as hub:
+        command, env = emacs_command(
+            tmp_path,
+            CODEGEMMA_README_SNIPPET=snippet,
+            CODEGEMMA_TEST_DIR=str(project),
+            **default_model_env(hub, tmp_path, tiny_model_path.read_bytes()),
+        )
+        command += ["-l", str(ERT_DIR / "readme-snippet.el")]
+        text, returncode = run_in_own_group(command, cwd=tmp_path, env=env, timeout_s=60)
     assert returncode == 0, text[-LOG_TAIL_CHARS:]
-    assert f"codegemma-readme: ready {tiny_model_path.name}" in text, text[-LOG_TAIL_CHARS:]
+    assert f"codegemma-readme: ready {TINY_FILE}" in text, text[-LOG_TAIL_CHARS:]
+    assert list((tmp_path / "hf" / "hub").rglob(TINY_FILE)), "downloaded into the HF cache"

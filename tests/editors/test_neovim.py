@@ -23,6 +23,7 @@ from tests.editors.nvim_helpers import (
     run_scenario,
     server_command,
 )
+from tests.hub import TINY_FILE, default_model_env, serve_hub
 
 pytestmark = pytest.mark.editor
 
@@ -155,11 +156,13 @@ def plugin_run(nvim: Neovim, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """One run of the user's setup (editor-configs/nvim); the tests below check its parts."""
     root = tmp_path_factory.mktemp("nvim-plugin")
     workspace = make_workspace(root, "total = ")
-    # The backend comes through the plugin's settings (initializationOptions), not a flag.
-    cmd = server_command("--log-file", str(workspace.server_log), "-v")
+    # Test backends are accepted from the command line only; the plugin's settings
+    # (initializationOptions) still carry a setting of their own.
+    scripted = f"scripted:{scripted_output(root)}"
+    cmd = server_command("--backend", scripted, "--log-file", str(workspace.server_log))
     params = {
-        **base_params(workspace, cmd, "total = "),
-        "settings": {"model": {"backend": f"scripted:{scripted_output(root)}"}},
+        **base_params(workspace, [*cmd, "-v"], "total = "),
+        "settings": {"completion": {"maxNewTokens": 48}},
     }
     yield run_scenario(
         nvim, "plugin_ghost_text.lua", params, root, timeout_s=20, log_files=[workspace.server_log]
@@ -219,10 +222,11 @@ def test_typed_ahead_suggestion_survives_the_servers_next_answer(plugin_run: Sce
 def test_plugin_without_inline_completion_offers_the_menu(nvim: Neovim, tmp_path: Path) -> None:
     """Neovim 0.11's path (vim.lsp.completion), forced on 0.12 with inline = false."""
     workspace = make_workspace(tmp_path, "")
-    cmd = server_command("--log-file", str(workspace.server_log), "-v")
+    scripted = f"scripted:{scripted_output(tmp_path)}"
+    cmd = server_command("--backend", scripted, "--log-file", str(workspace.server_log))
     params = {
-        **base_params(workspace, cmd, "total = "),
-        "settings": {"model": {"backend": f"scripted:{scripted_output(tmp_path)}"}},
+        **base_params(workspace, [*cmd, "-v"], "total = "),
+        "settings": {"completion": {"maxNewTokens": 48}},
     }
     run = run_scenario(
         nvim, "plugin_menu.lua", params, tmp_path, timeout_s=15, log_files=[workspace.server_log]
@@ -241,10 +245,11 @@ def test_plugin_accepts_the_next_word_and_keeps_showing_the_rest(
     nvim: Neovim, tmp_path: Path
 ) -> None:
     workspace = make_workspace(tmp_path, "total = ")
-    cmd = server_command("--log-file", str(workspace.server_log), "-v")
+    scripted = f"scripted:{scripted_output(tmp_path)}"
+    cmd = server_command("--backend", scripted, "--log-file", str(workspace.server_log))
     params = {
-        **base_params(workspace, cmd, "total = "),
-        "settings": {"model": {"backend": f"scripted:{scripted_output(tmp_path)}"}},
+        **base_params(workspace, [*cmd, "-v"], "total = "),
+        "settings": {"completion": {"maxNewTokens": 48}},
     }
     run = run_scenario(
         nvim,
@@ -277,20 +282,68 @@ def readme_block(heading: str, language: str) -> str:
 def test_the_readme_setup_runs_as_written(
     nvim: Neovim, tmp_path: Path, tiny_model_path: Path
 ) -> None:
+    """No model path: the server fetches the default model on first use (here the tiny
+    model, from a stand-in hub on 127.0.0.1) and Neovim sees it ready."""
     snippet = readme_block("### Neovim", "lua")
-    for written, actual in (
-        ("~/src/codegemma-lsp", str(ROOT)),
-        ("~/models/codegemma-2b-Q4_K_M.gguf", str(tiny_model_path)),
-    ):
-        assert written in snippet
-        snippet = snippet.replace(written, actual)
+    assert "model" not in snippet, "the README's set-up needs no model path"
+    assert "~/src/codegemma-lsp" in snippet
+    snippet = snippet.replace("~/src/codegemma-lsp", str(ROOT))
     workspace = make_workspace(tmp_path, "total = ")
     params = {
         **base_params(workspace, [], "total = "),
         "snippet": snippet,
         "ready_timeout_ms": 15000,
     }
-    run = run_scenario(nvim, "readme_snippet.lua", params, tmp_path, timeout_s=25)
+    with serve_hub() as hub:
+        env = default_model_env(hub, tmp_path, tiny_model_path.read_bytes())
+        run = run_scenario(nvim, "readme_snippet.lua", params, tmp_path, timeout_s=25, extra_env=env)
     values = check(run)
     assert values["status"]["state"] == "ready", run.report()
-    assert values["status"]["model"] == tiny_model_path.name, run.report()
+    assert values["status"]["model"] == TINY_FILE, run.report()
+    assert list((tmp_path / "hf" / "hub").rglob(TINY_FILE)), "downloaded into the HF cache"
+
+
+@pytest.mark.model
+def test_first_start_downloads_loads_once_and_asks_again_when_ready(
+    nvim: Neovim, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """A new user: no model path, the model downloads (slowly) while they type. The
+    server loads it once although Neovim sends the same settings twice, and the plugin
+    asks again for the completion once the model is ready, with no keystroke."""
+    pytest.importorskip("llama_cpp")
+    workspace = make_workspace(tmp_path, "# sum of the two numbers and ")
+    cmd = server_command("--log-file", str(workspace.server_log), "-v")
+    params = {
+        **base_params(workspace, cmd, ""),
+        "settings": {"model": {"nCtx": 2048}},
+        "ready_timeout_ms": 20000,
+        "ghost_timeout_ms": 10000,
+    }
+    with serve_hub() as hub:
+        hub.chunk_delay_s = 0.25  # the tiny file in 9 chunks: about 2 s of downloading
+        env = default_model_env(hub, tmp_path, tiny_model_path.read_bytes())
+        run = run_scenario(
+            nvim,
+            "plugin_first_start.lua",
+            params,
+            tmp_path,
+            timeout_s=40,
+            log_files=[workspace.server_log],
+            extra_env=env,
+        )
+    values = check(run)
+    assert values["state_when_typing"] in ("starting", "downloading", "loading"), run.report()
+    assert values["max_progress"] == 100, run.report()
+    assert values["statusline_downloading"].startswith("codegemma: downloading"), run.report()
+    # One load: one $/progress begin and one end, and "ready" once, last.
+    assert values["progress"]["begin"] == 1, run.report()
+    assert values["progress"]["end"] == 1, run.report()
+    assert values["states"].count("ready") == 1, run.report()
+    assert values["states"][-1] == "ready", run.report()
+    assert "downloading" in values["states"], run.report()
+    # Asked again once ready, with no keystroke, and answered.
+    assert values["asked_after_ready"] >= 1, run.report()
+    assert values["indicator_marks_after"] == 0, run.report()
+    assert values["status"]["latency_ms"] is not None, run.report()
+    assert "last completion: " in values["status_command"], run.report()
+    assert "none yet" not in values["status_command"], run.report()

@@ -215,7 +215,12 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def code_server(
-    tools: Tools, vsix: Path, workdir: Path, files: dict[str, str], server_args: list[str]
+    tools: Tools,
+    vsix: Path,
+    workdir: Path,
+    files: dict[str, str],
+    server_args: list[str],
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[CodeServer]:
     """A code-server with the extension installed, serving ``files`` as its folder."""
     project = workdir / "project"
@@ -225,7 +230,10 @@ def code_server(
     user_data = workdir / "user-data"
     server_command = [sys.executable, "-m", "codegemma_lsp", "serve", *server_args]
     server_command += ["--log-file", str(workdir / "server.log"), "-v"]
-    write_settings(user_data, {**WORKBENCH_SETTINGS, "codegemma.server.command": server_command})
+    write_settings(
+        user_data,
+        {**WORKBENCH_SETTINGS, "codegemma.server.command": server_command, **(settings or {})},
+    )
 
     entry = [str(tools.node), str(tools.code_server)]
     dirs = ["--user-data-dir", str(user_data), "--extensions-dir", str(workdir / "extensions")]
@@ -342,3 +350,42 @@ def test_model_error_is_shown_in_the_status_bar(tools: Tools, vsix: Path, tmp_pa
         report = failure_report(outcome, server)
     assert outcome.get("ok"), report
     assert missing.name in outcome["values"]["error_tooltip"], report
+
+
+GENERATE_SAMPLE = "import os\n\n\ndef main():\n    # list the files here\n    pass\n"
+GENERATE_COMMENT = "    # list the files here\n"
+
+
+@pytest.mark.model
+def test_generate_code_inserts_below_the_comment(
+    tools: Tools, vsix: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """The command "CodeGemma: Generate Code" with the tiny model: the server's edit lands
+    below the comment, indented as it is (the model's words are random)."""
+    pytest.importorskip("llama_cpp")
+    files = {"main.py": GENERATE_SAMPLE}
+    settings = {
+        "codegemma.generate.model": str(tiny_model_path),
+        "codegemma.generate.maxTokens": 16,
+        "codegemma.generate.nCtx": 1024,
+    }
+    with code_server(tools, vsix, tmp_path, files, ["--backend", "fake"], settings) as server:
+        outcome = drive(
+            tools,
+            server,
+            "generate",
+            fileName="main.py",
+            line=GENERATE_SAMPLE.splitlines().index(GENERATE_COMMENT.rstrip("\n")) + 1,
+            originalText=GENERATE_SAMPLE,
+            savedPath=str(server.project / "main.py"),
+        )
+        report = failure_report(outcome, server)
+    assert outcome.get("ok"), report
+    saved = outcome["values"]["saved_text"]
+    head, tail = GENERATE_SAMPLE.split(GENERATE_COMMENT)
+    assert saved.startswith(head + GENERATE_COMMENT) and saved.endswith(tail), report
+    inserted = saved[len(head + GENERATE_COMMENT) : len(saved) - len(tail)]
+    assert inserted.strip() and inserted.endswith("\n"), report
+    assert all(line.startswith("    ") for line in inserted.splitlines() if line), report
+    server_log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert "generate from=comment" in server_log, report

@@ -20,9 +20,16 @@ class FramingError(AssertionError):
 
 
 class RawClient:
-    def __init__(self, command: list[str], cwd: Path | None = None) -> None:
+    def __init__(
+        self, command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
         )
         self.messages: queue.Queue[dict[str, Any] | FramingError | None] = queue.Queue()
         self.received: list[dict[str, Any]] = []
@@ -69,6 +76,12 @@ class RawClient:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes exactly as given: no frame is added."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
     def notify(self, method: str, params: Any = None) -> None:

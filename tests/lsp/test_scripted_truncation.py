@@ -125,9 +125,10 @@ async def test_scripted_output_is_truncated_per_language(tmp_path: Path) -> None
     def status(ls: LanguageClient, params: Any) -> None:
         ls.codegemma_status = params  # type: ignore[attr-defined]
 
-    script = tmp_path / "raw-0.txt"
+    script = tmp_path / "raw.txt"
     script.write_text("")
-    await client.start_io(*SERVER)
+    # Test backends come from the command line only; this one rereads its file per request.
+    await client.start_io(*SERVER, "--backend", f"scripted:{script}")
     failures = []
     try:
         await client.initialize_session(
@@ -135,16 +136,9 @@ async def test_scripted_output_is_truncated_per_language(tmp_path: Path) -> None
                 capabilities=types.ClientCapabilities(), root_uri=tmp_path.as_uri()
             )
         )
-        for n, (case_id, name, language_id, marked, raw, expected) in enumerate(CASES):
-            # A new scripted file per case: the settings change reloads the backend.
-            script = tmp_path / f"raw-{n + 1}.txt"
+        await _wait_ready(client, script.name)
+        for case_id, name, language_id, marked, raw, expected in CASES:
             script.write_text(raw)
-            client.workspace_did_change_configuration(
-                types.DidChangeConfigurationParams(
-                    settings={"codegemma": {"model": {"backend": f"scripted:{script}"}}}
-                )
-            )
-            await _wait_ready(client, script.name)
             text, position = _position(marked)
             uri = (tmp_path / name).as_uri()
             client.text_document_did_open(

@@ -37,7 +37,7 @@ def resolved(root: Path, importer_rel: str) -> list[str]:
     spec = default_registry().lookup(None, importer_rel)
     assert spec is not None
     refs = extract_imports(spec, text.encode())
-    return [workspace.rel(p) for p in Resolver(workspace).resolve(spec.name, importer, text, refs)]
+    return [workspace.rel(p) for p in Resolver(workspace).resolve(spec, importer, text, refs)]
 
 
 def neighbours(root: Path, importer_rel: str) -> list[str]:
@@ -46,4 +46,4 @@ def neighbours(root: Path, importer_rel: str) -> list[str]:
     spec = default_registry().lookup(None, importer_rel)
     assert spec is not None
     text = importer.read_text(encoding="utf-8")
-    return [workspace.rel(p) for p in Resolver(workspace).neighbours(spec.name, importer, text)]
+    return [workspace.rel(p) for p in Resolver(workspace).neighbours(spec, importer, text)]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from codegemma_lsp.config import ContextSettings
 from codegemma_lsp.context.index import ContextIndex
 from codegemma_lsp.context.packer import EMPTY
-from codegemma_lsp.context.settings import ContextSettings
 from tests.unit.context_workspaces import make_workspace, needs_git
 
 APP = "from util import double\n\n\ndef run(x):\n    return double(x) + 1\n"

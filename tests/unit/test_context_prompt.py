@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from codegemma_lsp.context.index import ContextIndex
-from codegemma_lsp.context.prompt_cli import (
+from codegemma_lsp.prompt_cli import (
     PromptError,
     add_prompt_parser,
     build_prompt_text,
@@ -233,13 +233,6 @@ def test_the_workspace_defaults_to_the_nearest_git_folder(tmp_path: Path) -> Non
     assert find_workspace(plain / "b.py") == plain
 
 
-def _prompt_wired() -> bool:
-    from codegemma_lsp import cli
-
-    return "prompt" in cli.SUBCOMMANDS
-
-
-@pytest.mark.skipif(not _prompt_wired(), reason="`prompt` is not wired into the CLI yet")
 def test_the_installed_command_prints_the_same_prompt(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -118,6 +118,13 @@ FRAGMENTS = [
     "\r\n",
     "\r",
     "\n",
+    # Not line breaks in LSP, though str.splitlines breaks at each of them.
+    "\f",
+    "\v",
+    "\x1c\x1d\x1e",
+    "\x85",
+    "\u2028",
+    "\u2029",
     # Code, so the trees have structure (Python and brace languages).
     "def f(x):\n",
     "    return x\n",

@@ -6,15 +6,15 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from codegemma_lsp.cli import build_parser
 from codegemma_lsp.config import Settings
-from codegemma_lsp.engine.base import CancelToken, FimRequest, Generation
-from codegemma_lsp.engine.fake import FakeBackend
+from codegemma_lsp.engine.base import CancelToken, Generation, GenerationPolicy
+from codegemma_lsp.engine.fake import FakeBackend, FakeTokenizer
 from codegemma_lsp.evals.execution import Limits
 from codegemma_lsp.evals.harness_backends import EmptyBackend, OracleBackend
 from codegemma_lsp.evals.humaneval_eval import (
@@ -24,6 +24,7 @@ from codegemma_lsp.evals.humaneval_eval import (
     TaskResult,
     card_line,
     complete_task,
+    format_summary,
     evaluate,
     run_header,
     settings_layer,
@@ -72,12 +73,14 @@ def test_the_cursor_stands_at_the_start_of_the_suffix_line(python: LanguageSpec)
     backend = FakeBackend("")
     backend.load()
     done = complete_task(backend, task, Settings(), python)
-    request = backend.requests[0]
-    assert request.prefix.endswith("    total = 0\n")
-    assert request.suffix.startswith("    return total")
+    # psm-line: <|fim_prefix|>{stable}<|fim_suffix|>{suffix}<|fim_middle|>{live}
+    stable, _, rest = backend.prompts[0].partition("<|fim_prefix|>")[2].partition("<|fim_suffix|>")
+    suffix, _, live = rest.partition("<|fim_middle|>")
+    assert (stable + live).endswith("    total = 0\n")
+    assert suffix.startswith("    return total")
     # Lines go in above existing code: a block, free to end with a newline.
     assert (done.scope, done.reason) == ("block", "before-code")
-    assert not request.single_line
+    assert not backend.calls[0].policy.single_line
 
 
 @pytest.mark.parametrize("task", [pytest.param(t, id=t.task_id) for t in SINGLE + MULTI])
@@ -116,7 +119,7 @@ def test_the_empty_backend_gives_the_floor(python: LanguageSpec) -> None:
     report = evaluate("single", SINGLE, lambda _: empty, Settings(), language=python, limits=FAST)
     assert report.tasks == len(SINGLE)
     assert report.pass_at_1 < 0.5
-    assert len(empty.requests) == len(SINGLE)
+    assert len(empty.calls) == len(SINGLE)
 
 
 def test_over_generation_is_truncated_by_the_product(python: LanguageSpec) -> None:
@@ -136,10 +139,14 @@ def test_over_generation_is_truncated_by_the_product(python: LanguageSpec) -> No
 class Exploding:
     name = "exploding"
     ready = True
+    tokenizer = FakeTokenizer()
+    n_ctx = 4096
 
     def load(self) -> None: ...
 
-    def complete(self, request: FimRequest, cancel: CancelToken) -> Generation:
+    def generate(
+        self, prompt: Sequence[int], policy: GenerationPolicy, cancel: CancelToken
+    ) -> Generation:
         raise RuntimeError("engine bug")
 
     def close(self) -> None: ...
@@ -297,6 +304,20 @@ def test_card_line(set_name: str, passed: int, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("backend", "compared"),
+    [
+        pytest.param("llama:codegemma-2b-Q4_K_M.gguf", True, id="model"),
+        pytest.param("oracle", False, id="oracle"),
+        pytest.param("empty", False, id="empty"),
+        pytest.param("fake:fake", False, id="fake"),
+    ],
+)
+def test_only_a_model_is_compared_with_the_card(backend: str, compared: bool) -> None:
+    summary = format_summary(Report("single", 100, 80, 0, 1.0), backend)
+    assert ("card: CodeGemma 2B" in summary) is compared
+
+
+@pytest.mark.parametrize(
     ("done", "total", "passed", "elapsed", "expected"),
     [
         pytest.param(0, 10, 0, 0.0, "x [------------------------] 0/10", id="start"),
@@ -371,7 +392,8 @@ def test_command_on_a_few_tasks(
         assert summary["pass_at_1"] == 1.0
     else:
         assert summary["pass_at_1"] < 0.5
-    assert "card: CodeGemma 2B" in result.stdout
+    # The card's score is for a model: an oracle or empty run is not compared with it.
+    assert "card:" not in result.stdout
     assert f"humaneval {task_set} [" in result.stderr  # the progress bar
     assert len(out.read_text().splitlines()) == 1 + 6
 

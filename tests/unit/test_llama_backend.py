@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -16,17 +16,20 @@ from codegemma_lsp.engine import llama_log
 from codegemma_lsp.engine.base import (
     BackendNotReady,
     CancelToken,
-    FimRequest,
+    EngineError,
+    Generation,
+    GenerationPolicy,
     ModelLoadError,
 )
 from codegemma_lsp.engine.llama_backend import (
     DEFAULT_N_BATCH,
     DEFAULT_N_CTX,
     LlamaBackend,
+    LlamaTokenizer,
     physical_cores,
     single_line_end,
 )
-from codegemma_lsp.prompt import build_psm
+from codegemma_lsp.prompt import FimTokens, build_psm, context_budget, tokenize_plain
 
 PREFIX = "def total(values):\n    result = 0\n    for value in values:\n        "
 SUFFIX = "\n    return result\n"
@@ -141,6 +144,43 @@ def test_failure_reason(problems: list[str], reason: str | None) -> None:
 # -- with a model ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FimRequest:
+    """A PSM middle to fill, and how: what the pipeline hands the engine, in one place."""
+
+    prefix: str
+    suffix: str
+    path: str | None = None
+    max_new_tokens: int = 64
+    single_line: bool = False
+    key: str | None = None
+    reuse_cache: bool = True
+    time_budget_ms: float | None = None
+    lookup_tokens: int = 0
+    stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
+
+
+def complete(backend: LlamaBackend, request: FimRequest, cancel: CancelToken) -> Generation:
+    """The pipeline's way: PSM ids fitted to the backend's n_ctx, then ``generate``."""
+    fim = FimTokens.lookup(backend.tokenizer)
+    budget, max_new = context_budget(backend.n_ctx, request.max_new_tokens)
+    prompt = build_psm(
+        backend.tokenizer, fim, request.prefix, request.suffix, request.path, budget=budget
+    )
+    policy = GenerationPolicy(
+        max_new_tokens=max_new,
+        end_ids=fim.end_ids,
+        stop_ids=fim.stop_ids,
+        single_line=request.single_line,
+        time_budget_ms=request.time_budget_ms,
+        stop_check=request.stop_check,
+        key=request.key,
+        reuse_cache=request.reuse_cache,
+        lookup_tokens=request.lookup_tokens,
+    )
+    return backend.generate(prompt, policy, cancel)
+
+
 def make_backend(
     path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_batch: int = DEFAULT_N_BATCH
 ) -> LlamaBackend:
@@ -183,7 +223,7 @@ def test_load_finds_the_fim_tokens_by_text(backend: LlamaBackend) -> None:
     assert backend.model_name == "tiny-codegemma.gguf"
     assert "tiny-codegemma.gguf" in backend.describe()
     vocabulary = modelgen.codegemma_like_vocabulary()
-    fim = backend.fim_tokens
+    fim = FimTokens.lookup(backend.tokenizer)
     assert fim.fim_prefix == vocabulary.id_of("<|fim_prefix|>")
     assert fim.fim_middle == vocabulary.id_of("<|fim_middle|>")
     assert fim.fim_suffix == vocabulary.id_of("<|fim_suffix|>")
@@ -194,8 +234,8 @@ def test_load_finds_the_fim_tokens_by_text(backend: LlamaBackend) -> None:
 
 @pytest.mark.model
 def test_complete_returns_text(backend: LlamaBackend) -> None:
-    generation = backend.complete(
-        FimRequest(PREFIX, SUFFIX, "pkg/mod.py", max_new_tokens=16), CancelToken()
+    generation = complete(
+        backend, FimRequest(PREFIX, SUFFIX, "pkg/mod.py", max_new_tokens=16), CancelToken()
     )
     assert generation.text.strip()
     assert generation.stop_reason == "length"
@@ -207,23 +247,23 @@ def test_complete_returns_text(backend: LlamaBackend) -> None:
 
 @pytest.mark.model
 def test_empty_prefix_and_suffix_still_generate(backend: LlamaBackend) -> None:
-    generation = backend.complete(FimRequest("", "", max_new_tokens=8), CancelToken())
+    generation = complete(backend, FimRequest("", "", max_new_tokens=8), CancelToken())
     assert generation.prompt_tokens == 4
     assert generation.text.strip()
 
 
 @pytest.mark.model
 def test_typing_more_reuses_the_cached_prefix(backend: LlamaBackend) -> None:
-    first = backend.complete(FimRequest(PREFIX * 10, SUFFIX, max_new_tokens=4), CancelToken())
-    second = backend.complete(
-        FimRequest(PREFIX * 10 + "result", SUFFIX, max_new_tokens=4), CancelToken()
+    first = complete(backend, FimRequest(PREFIX * 10, SUFFIX, max_new_tokens=4), CancelToken())
+    second = complete(
+        backend, FimRequest(PREFIX * 10 + "result", SUFFIX, max_new_tokens=4), CancelToken()
     )
     assert first.evaluated_tokens == first.prompt_tokens > 150
-    suffix_and_markers = len(backend.tokenize_text(SUFFIX)) + 2
+    suffix_and_markers = len(backend.tokenizer.tokenize(SUFFIX)) + 2
     # The prefix's last token (its indentation) may merge differently with the typed word.
     retokenized = 1
     assert second.evaluated_tokens <= (
-        retokenized + len(backend.tokenize_text("result")) + suffix_and_markers
+        retokenized + len(backend.tokenizer.tokenize("result")) + suffix_and_markers
     )
     assert second.prompt_tokens == first.prompt_tokens + 1
 
@@ -231,8 +271,8 @@ def test_typing_more_reuses_the_cached_prefix(backend: LlamaBackend) -> None:
 @pytest.mark.model
 def test_the_same_request_again_evaluates_one_token(backend: LlamaBackend) -> None:
     request = FimRequest(PREFIX, SUFFIX, max_new_tokens=12)
-    first = backend.complete(request, CancelToken())
-    again = backend.complete(request, CancelToken())
+    first = complete(backend, request, CancelToken())
+    again = complete(backend, request, CancelToken())
     assert again.evaluated_tokens == 1
     assert again.text == first.text
 
@@ -247,14 +287,14 @@ def test_cache_reuse_gives_what_a_fresh_model_gives(tiny_model_path: Path) -> No
     ]
     warm = make_backend(tiny_model_path)
     try:
-        reused = [warm.complete(request, CancelToken()) for request in requests]
+        reused = [complete(warm, request, CancelToken()) for request in requests]
     finally:
         warm.close()
     assert [g.evaluated_tokens < g.prompt_tokens for g in reused] == [False, True, True, True]
     for request, generation in zip(requests, reused, strict=True):
         fresh = make_backend(tiny_model_path, n_batch=7)
         try:
-            assert fresh.complete(request, CancelToken()).text == generation.text
+            assert complete(fresh, request, CancelToken()).text == generation.text
         finally:
             fresh.close()
 
@@ -271,9 +311,9 @@ def test_prompt_lookup_drafts_change_nothing_but_the_work(tiny_model_path: Path)
     ]
     plain, drafted = make_backend(tiny_model_path), make_backend(tiny_model_path)
     try:
-        without = [plain.complete(request, CancelToken()) for request in requests]
+        without = [complete(plain, request, CancelToken()) for request in requests]
         with_lookup = [
-            drafted.complete(replace(request, lookup_tokens=6), CancelToken())
+            complete(drafted, replace(request, lookup_tokens=6), CancelToken())
             for request in requests
         ]
     finally:
@@ -292,11 +332,11 @@ def test_prompt_lookup_drafts_change_nothing_but_the_work(tiny_model_path: Path)
 def test_single_line_stops_at_the_end_of_the_first_line(backend: LlamaBackend) -> None:
     # This prompt makes the tiny model (seed 0) write a newline within a few tokens.
     request = FimRequest("import os\n", "", single_line=True, max_new_tokens=200)
-    generation = backend.complete(request, CancelToken())
+    generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "newline"
     assert generation.text.strip()
     assert "\n" not in generation.text
-    multi = backend.complete(FimRequest("import os\n", "", max_new_tokens=200), CancelToken())
+    multi = complete(backend, FimRequest("import os\n", "", max_new_tokens=200), CancelToken())
     assert multi.text.startswith(generation.text + "\n")
 
 
@@ -305,7 +345,7 @@ def test_cancel_before_start_does_no_work(backend: LlamaBackend) -> None:
     cancel = CancelToken()
     cancel.cancel()
     started = time.perf_counter()
-    generation = backend.complete(FimRequest(PREFIX * 50, SUFFIX), cancel)
+    generation = complete(backend, FimRequest(PREFIX * 50, SUFFIX), cancel)
     assert time.perf_counter() - started < 0.05
     assert generation.stop_reason == "cancelled"
     assert generation.text == ""
@@ -319,12 +359,12 @@ def test_cancel_during_the_prompt_stops_between_batches(tiny_model_path: Path) -
         request = FimRequest(PREFIX * 20, SUFFIX)
         # Read once before the prompt, then once before each batch: the fifth read,
         # before the fourth batch, sees the cancel.
-        cancelled = backend.complete(request, CancelAfter(checks=5))
+        cancelled = complete(backend, request, CancelAfter(checks=5))
         assert cancelled.stop_reason == "cancelled"
         assert cancelled.evaluated_tokens == 3 * 16
         assert cancelled.generated_tokens == 0
         # What was evaluated stays in the cache; the next call evaluates the rest.
-        resumed = backend.complete(request, CancelToken())
+        resumed = complete(backend, request, CancelToken())
         assert resumed.evaluated_tokens == resumed.prompt_tokens - 3 * 16
         assert resumed.stop_reason != "cancelled"
     finally:
@@ -361,7 +401,7 @@ def test_cancel_from_another_thread_during_a_long_prompt(tiny_model_path: Path) 
 
         canceller = threading.Thread(target=cancel_soon)
         canceller.start()
-        generation = backend.complete(request, cancel)
+        generation = complete(backend, request, cancel)
         canceller.join()
         assert generation.stop_reason == "cancelled"
         assert 0 < generation.evaluated_tokens < generation.prompt_tokens
@@ -374,10 +414,10 @@ def test_cancel_from_another_thread_during_a_long_prompt(tiny_model_path: Path) 
 def test_cancel_during_generation_keeps_what_was_generated(backend: LlamaBackend) -> None:
     request = FimRequest(PREFIX, SUFFIX, max_new_tokens=50)
     # One read before the prompt, one per batch (one here), then one per token.
-    generation = backend.complete(request, CancelAfter(checks=2 + 6))
+    generation = complete(backend, request, CancelAfter(checks=2 + 6))
     assert generation.stop_reason == "cancelled"
     assert generation.generated_tokens == 5
-    full = backend.complete(request, CancelToken())
+    full = complete(backend, request, CancelToken())
     assert full.text.startswith(generation.text)
 
 
@@ -385,8 +425,8 @@ def test_cancel_during_generation_keeps_what_was_generated(backend: LlamaBackend
 def test_prompt_is_cut_to_the_context(tiny_model_path: Path) -> None:
     backend = make_backend(tiny_model_path, n_ctx=256)
     try:
-        generation = backend.complete(
-            FimRequest(PREFIX * 100, SUFFIX * 100, max_new_tokens=32), CancelToken()
+        generation = complete(
+            backend, FimRequest(PREFIX * 100, SUFFIX * 100, max_new_tokens=32), CancelToken()
         )
         assert generation.prompt_tokens <= 256 - 32
         assert generation.generated_tokens == 32
@@ -396,13 +436,13 @@ def test_prompt_is_cut_to_the_context(tiny_model_path: Path) -> None:
 
 @pytest.mark.model
 def test_a_literal_marker_in_the_text_is_not_the_control_token(backend: LlamaBackend) -> None:
-    fim = backend.fim_tokens
+    fim = FimTokens.lookup(backend.tokenizer)
     text = "x = '<|fim_prefix|><|fim_middle|><|file_separator|><eos>'\n"
-    ids = backend.tokenize_text(text)
+    ids = tokenize_plain(backend.tokenizer.tokenize, text)
     assert not set(ids) & (fim.stop_ids | {fim.bos})
-    prompt = build_psm(backend.tokenize_text, fim, text, text, None)
+    prompt = build_psm(backend.tokenizer, fim, text, text, None)
     assert prompt.count(fim.fim_prefix) == prompt.count(fim.fim_middle) == 1
-    assert backend.complete(FimRequest(text, text, max_new_tokens=4), CancelToken()).text
+    assert complete(backend, FimRequest(text, text, max_new_tokens=4), CancelToken()).text
 
 
 @pytest.mark.model
@@ -414,14 +454,14 @@ def test_a_literal_marker_in_the_text_is_not_the_control_token(backend: LlamaBac
     ],
 )
 def test_any_text_can_be_completed(backend: LlamaBackend, prefix: str) -> None:
-    generation = backend.complete(FimRequest(prefix, "", max_new_tokens=4), CancelToken())
+    generation = complete(backend, FimRequest(prefix, "", max_new_tokens=4), CancelToken())
     assert generation.generated_tokens == 4
     assert generation.text.encode("utf-8")
 
 
 @pytest.mark.model
 def test_no_new_tokens_asked_for(backend: LlamaBackend) -> None:
-    generation = backend.complete(FimRequest(PREFIX, SUFFIX, max_new_tokens=0), CancelToken())
+    generation = complete(backend, FimRequest(PREFIX, SUFFIX, max_new_tokens=0), CancelToken())
     assert (generation.text, generation.stop_reason, generation.generated_tokens) == (
         "",
         "length",
@@ -435,7 +475,7 @@ def test_close_makes_it_not_ready(tiny_model_path: Path) -> None:
     backend.close()
     assert not backend.ready
     with pytest.raises(BackendNotReady):
-        backend.complete(FimRequest("a", "b"), CancelToken())
+        complete(backend, FimRequest("a", "b"), CancelToken())
     backend.close()
 
 
@@ -443,7 +483,7 @@ def test_complete_before_load_is_not_ready(tmp_path: Path) -> None:
     backend = LlamaBackend(model_path=tmp_path / "m.gguf")
     assert not backend.ready
     with pytest.raises(BackendNotReady):
-        backend.complete(FimRequest("a", "b"), CancelToken())
+        complete(backend, FimRequest("a", "b"), CancelToken())
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -505,9 +545,9 @@ def test_a_model_without_fim_tokens_is_not_codegemma(tmp_path: Path) -> None:
 def test_switching_documents_restores_the_previous_snapshot(backend: LlamaBackend) -> None:
     a = FimRequest(PREFIX * 10, SUFFIX, "a.py", max_new_tokens=2, key="a")
     b = FimRequest("const x = 1;\n" * 10, "", "b.js", max_new_tokens=2, key="b")
-    backend.complete(a, CancelToken())
-    backend.complete(b, CancelToken())
-    back_to_a = backend.complete(a, CancelToken())
+    complete(backend, a, CancelToken())
+    complete(backend, b, CancelToken())
+    back_to_a = complete(backend, a, CancelToken())
     assert back_to_a.prompt_tokens > 50
     assert back_to_a.evaluated_tokens <= 2
 
@@ -515,15 +555,15 @@ def test_switching_documents_restores_the_previous_snapshot(backend: LlamaBacken
 @pytest.mark.model
 def test_without_reuse_the_whole_prompt_is_evaluated(backend: LlamaBackend) -> None:
     request = FimRequest(PREFIX, SUFFIX, max_new_tokens=2)
-    backend.complete(request, CancelToken())
-    again = backend.complete(replace(request, reuse_cache=False), CancelToken())
+    complete(backend, request, CancelToken())
+    again = complete(backend, replace(request, reuse_cache=False), CancelToken())
     assert again.evaluated_tokens == again.prompt_tokens
 
 
 @pytest.mark.model
 def test_time_budget_stops_generation(backend: LlamaBackend) -> None:
     request = FimRequest(PREFIX, SUFFIX, max_new_tokens=4000, time_budget_ms=0)
-    generation = backend.complete(request, CancelToken())
+    generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "time"
     assert generation.generated_tokens <= 1
 
@@ -537,16 +577,16 @@ def test_stop_check_ends_generation_at_a_line_end(backend: LlamaBackend) -> None
         return True
 
     request = FimRequest("import os\n", "", max_new_tokens=200, stop_check=stop)
-    generation = backend.complete(request, CancelToken())
+    generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "syntax"
     assert seen and "\n" in seen[0]
 
 
 @pytest.mark.model
 def test_max_new_tokens_zero_only_warms_the_cache(backend: LlamaBackend) -> None:
-    warm = backend.complete(FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=0), CancelToken())
+    warm = complete(backend, FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=0), CancelToken())
     assert warm.text == "" and warm.generated_tokens == 0 and warm.evaluated_tokens > 0
-    after = backend.complete(FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
+    after = complete(backend, FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
     assert after.evaluated_tokens <= 1
 
 
@@ -559,10 +599,10 @@ def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path)
         request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
         timer = threading.Timer(0.001, cancel.cancel)
         timer.start()
-        generation = backend.complete(request, cancel)
+        generation = complete(backend, request, cancel)
         timer.join()
         assert generation.stop_reason == "cancelled"
-        after = backend.complete(request, CancelToken())
+        after = complete(backend, request, CancelToken())
         assert after.stop_reason != "cancelled"
         assert after.evaluated_tokens == after.prompt_tokens  # nothing half-done was kept
     finally:
@@ -574,16 +614,50 @@ def test_an_interrupted_batch_keeps_its_finished_micro_batches(tiny_model_path: 
     backend = make_backend(tiny_model_path, n_batch=2048)
     try:
         request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
-        full = backend.complete(request, CancelToken()).prompt_ms
+        full = complete(backend, request, CancelToken()).prompt_ms
         backend.close()
         backend.load()
         cancel = CancelToken()
         timer = threading.Timer(full / 2000, cancel.cancel)  # about halfway through
         timer.start()
-        interrupted = backend.complete(request, cancel)
+        interrupted = complete(backend, request, cancel)
         timer.join()
-        after = backend.complete(request, CancelToken())
+        after = complete(backend, request, CancelToken())
         # What the interrupted call finished is not evaluated again.
         assert interrupted.evaluated_tokens + after.evaluated_tokens <= after.prompt_tokens + 1
+    finally:
+        backend.close()
+
+
+@pytest.mark.model
+def test_the_tokenizer_decodes_special_tokens_as_their_text(backend: LlamaBackend) -> None:
+    tokenizer = backend.tokenizer
+    fim = FimTokens.lookup(tokenizer)
+    text = "def f(x):\n    return x  # 日本\n"
+    prompt = build_psm(tokenizer, fim, text, "", "a.py")
+    assert (
+        tokenizer.detokenize(prompt)
+        == f"<bos>a.py\n<|fim_prefix|>{text}<|fim_suffix|><|fim_middle|>"
+    )
+    assert tokenizer.special_id("<|fim_prefix|>") == fim.fim_prefix
+    assert tokenizer.special_id("no such token") is None
+
+
+@pytest.mark.model
+def test_the_vocabulary_alone_tokenizes_as_the_loaded_model(
+    backend: LlamaBackend, tiny_model_path: Path
+) -> None:
+    alone = LlamaTokenizer.from_file(tiny_model_path)
+    text = "for value in values:\n    total += value\n"
+    assert alone.tokenize(text) == backend.tokenizer.tokenize(text)
+    assert FimTokens.lookup(alone) == FimTokens.lookup(backend.tokenizer)
+
+
+@pytest.mark.model
+def test_a_prompt_that_leaves_no_room_is_refused(tiny_model_path: Path) -> None:
+    backend = make_backend(tiny_model_path, n_ctx=256)
+    try:
+        with pytest.raises(EngineError, match="leaves no room"):
+            backend.generate([2] * 256, GenerationPolicy(), CancelToken())
     finally:
         backend.close()

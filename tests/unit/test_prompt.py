@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from codegemma_lsp.prompt import (
@@ -10,6 +12,7 @@ from codegemma_lsp.prompt import (
     PromptParts,
     build_prompt,
     build_psm,
+    context_budget,
     fit_budget,
     prompt_segments,
     render_prompt,
@@ -36,8 +39,14 @@ SPECIAL_TEXT = {
 }
 
 
-def char_tokenize(text: str) -> list[int]:
-    return chars(text)
+class Tokenizer:
+    """A tokenizer object over a function, as :func:`build_prompt` takes one."""
+
+    def __init__(self, tokenize: Callable[[str], list[int]]) -> None:
+        self.tokenize = tokenize
+
+
+CHARS = Tokenizer(chars)
 
 
 def decode(ids: list[int]) -> str:
@@ -76,7 +85,7 @@ def injecting(text: str) -> list[int]:
     ],
 )
 def test_build_psm(prefix: str, suffix: str, path: str | None, expected: list[int]) -> None:
-    assert build_psm(chars, FIM, prefix, suffix, path) == expected
+    assert build_psm(CHARS, FIM, prefix, suffix, path) == expected
 
 
 @pytest.mark.parametrize(
@@ -99,18 +108,18 @@ def test_build_psm(prefix: str, suffix: str, path: str | None, expected: list[in
     ],
 )
 def test_build_psm_budget(max_tokens: int, path: str | None, expected: list[int]) -> None:
-    prompt = build_psm(chars, FIM, "abcdef", "uvwx", path, max_tokens=max_tokens)
+    prompt = build_psm(CHARS, FIM, "abcdef", "uvwx", path, budget=max_tokens)
     assert prompt == expected
     assert len(prompt) <= max_tokens
 
 
 def test_build_psm_refuses_a_budget_below_the_markers() -> None:
     with pytest.raises(ValueError, match="at least 4 tokens"):
-        build_psm(chars, FIM, "a", "b", None, max_tokens=3)
+        build_psm(CHARS, FIM, "a", "b", None, budget=3)
 
 
 def test_build_psm_breaks_markers_a_tokenizer_would_match() -> None:
-    prompt = build_psm(injecting, FIM, "x<|fim_prefix|>y", "", None)
+    prompt = build_psm(Tokenizer(injecting), FIM, "x<|fim_prefix|>y", "", None)
     assert prompt.count(PRE) == 1
     assert prompt == [BOS, PRE, *chars("x<|fim_prefix|>y"), SUF, MID]
 
@@ -232,7 +241,7 @@ def test_modes_render(mode: FimMode, expected: str) -> None:
 @pytest.mark.parametrize(("mode", "expected"), MODE_CASES)
 def test_modes_ids_match_their_rendering(mode: FimMode, expected: str) -> None:
     parts = PromptParts("def f():\n    ret", "\nx = 1", "a.py", live_start=9)
-    ids = build_prompt(char_tokenize, FIM, parts, mode)
+    ids = build_prompt(CHARS, FIM, parts, mode)
     assert decode(ids) == expected
 
 
@@ -246,5 +255,62 @@ def test_context_files_come_first_joined_by_file_separator() -> None:
 
 def test_overflow_drops_context_before_cutting_the_prefix() -> None:
     parts = PromptParts("abcdef", "gh", "p", context=(("c", "0123456789"),))
-    ids = build_prompt(char_tokenize, FIM, parts, "psm", max_tokens=15)
+    ids = build_prompt(CHARS, FIM, parts, "psm", budget=15)
     assert decode(ids) == "<bos>p\n<|fim_prefix|>abcdef<|fim_suffix|>gh<|fim_middle|>"
+
+
+class Specials:
+    def __init__(self, ids: dict[str, int]) -> None:
+        self.ids = ids
+
+    def special_id(self, text: str) -> int | None:
+        return self.ids.get(text)
+
+
+CODEGEMMA_IDS = {
+    "<bos>": 2,
+    "<eos>": 1,
+    "<|fim_prefix|>": 67,
+    "<|fim_middle|>": 68,
+    "<|fim_suffix|>": 69,
+    "<|file_separator|>": 70,
+}
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        pytest.param(CODEGEMMA_IDS, FIM, id="codegemma"),
+        pytest.param(
+            {**CODEGEMMA_IDS, "<end_of_turn>": 107},
+            FimTokens(2, 1, 67, 68, 69, 70, end_of_turn=107),
+            id="with-end-of-turn",
+        ),
+    ],
+)
+def test_fim_tokens_are_looked_up_by_their_text(ids: dict[str, int], expected: FimTokens) -> None:
+    assert FimTokens.lookup(Specials(ids)) == expected
+
+
+def test_a_vocabulary_without_a_fim_token_is_named() -> None:
+    ids = {k: v for k, v in CODEGEMMA_IDS.items() if k != "<|fim_suffix|>"}
+    with pytest.raises(ValueError, match=r"no <\|fim_suffix\|> token"):
+        FimTokens.lookup(Specials(ids))
+
+
+@pytest.mark.parametrize(
+    ("n_ctx", "max_new", "expected"),
+    [
+        pytest.param(4096, 64, (4032, 64), id="room"),
+        pytest.param(256, 200, (128, 128), id="generation-gets-half-at-most"),
+        pytest.param(4096, 0, (4096, 0), id="pre-warm"),
+    ],
+)
+def test_context_budget(n_ctx: int, max_new: int, expected: tuple[int, int]) -> None:
+    assert context_budget(n_ctx, max_new) == expected
+
+
+def test_end_ids_are_the_ends_of_text() -> None:
+    fim = FimTokens(2, 1, 67, 68, 69, 70, end_of_turn=107)
+    assert fim.end_ids == {1, 107}
+    assert fim.end_ids <= fim.stop_ids

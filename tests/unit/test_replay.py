@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from codegemma_lsp.evals import bench_cli
-from codegemma_lsp.evals.replay import ReplayOptions, RequestLog, SessionLog, sample_points
+from codegemma_lsp.evals.replay import (
+    Pause,
+    ReplayOptions,
+    RequestLog,
+    SessionLog,
+    sample_points,
+)
 from codegemma_lsp.evals.replay_editor import (
     ChangeBatcher,
     RequestTimer,
@@ -21,6 +27,7 @@ from codegemma_lsp.evals.replay_metrics import (
     ServerStats,
     format_table,
     parse_stats,
+    pause_figures,
     percentile,
     run_figures,
     summary,
@@ -236,7 +243,7 @@ def _record(uri: str, evaluated: int, **extra: Any) -> dict[str, Any]:
     return {"uri": uri, "source": "model", "evaluated_tokens": evaluated, **extra}
 
 
-def test_reeval_leaves_out_each_files_first_request() -> None:
+def test_reeval_leaves_out_each_files_warm_up_but_counts_all_its_typing() -> None:
     logs = [
         SessionLog("a", "file:///a", [_request(0, "x y z"), _request(1, "one two")]),
         SessionLog("b", "file:///b", [_request(0, ""), _request(1, "three")]),
@@ -253,45 +260,61 @@ def test_reeval_leaves_out_each_files_first_request() -> None:
         }
     )
     figures = run_figures(logs, stats, _count, peak_rss_mb=10.0)
-    assert figures.typed_tokens == 3
+    assert figures.typed_tokens == 6
     assert figures.evaluated_tokens == 6
-    assert figures.reeval_tokens_per_typed_token == pytest.approx(2.0)
+    assert figures.reeval_tokens_per_typed_token == pytest.approx(1.0)
     assert figures.cache_answer_rate == pytest.approx(1 / 4)
 
 
-def _ids(uri: str, *pairs: tuple[int | None, int], **extra: Any) -> list[dict[str, Any]]:
-    """Records of (request id, evaluated tokens); a None id is pre-warming."""
-    return [
-        _record(uri, evaluated, id=rid, **extra)
-        if rid is not None
-        else _record(uri, evaluated, source="prewarm")
-        for rid, evaluated in pairs
-    ]
+def _ids(uri: str, *rows: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Records of (request id, evaluated tokens[, cancelled, generated]); a None id is
+    pre-warming."""
+    records = []
+    for rid, evaluated, *rest in rows:
+        cancelled, generated = [*rest, False, 0][:2]
+        if rid is None:
+            records.append(_record(uri, evaluated, source="prewarm"))
+        else:
+            records.append(
+                _record(uri, evaluated, id=rid, cancelled=cancelled, generated_tokens=generated)
+            )
+    return records
 
 
 @pytest.mark.parametrize(
     ("outcomes", "moved", "records", "expected"),
     [
         # A cancelled first request: the warm-up runs to the first answered one,
-        # pre-warming included, on both sides of the ratio.
-        (
+        # pre-warming included. Typing counts the whole session.
+        pytest.param(
             ["cancelled", "items", "items", "empty"],
             set(),
-            [(None, 300), (1, 100), (2, 50), (3, 2), (4, 4)],
-            {"typed": 2, "evaluated": 6, "relocation_evaluated": 0, "relocations": 0},
+            [(None, 300), (1, 100, True), (2, 50), (3, 2), (4, 4)],
+            {"typed": 4, "evaluated": 6, "relocation_evaluated": 0, "relocations": 0},
+            id="warm-up-to-the-first-answer",
+        ),
+        # A cancelled request that was already generating had its prompt evaluated:
+        # the warm-up ends with it, though nothing was answered.
+        pytest.param(
+            ["cancelled", "cancelled", "cancelled"],
+            set(),
+            [(1, 100, True, 2), (2, 3, True), (3, 2, True)],
+            {"typed": 3, "evaluated": 5, "relocation_evaluated": 0, "relocations": 0},
+            id="warm-up-ends-once-the-prompt-is-in",
         ),
         # A cancelled request's work counts, and a move starts a relocation that
         # lasts to the first answer after it.
-        (
+        pytest.param(
             ["items", "cancelled", "cancelled", "items", "empty"],
             {3},
-            [(1, 500), (2, 7), (3, 90), (4, 40), (5, 3)],
-            {"typed": 4, "evaluated": 140, "relocation_evaluated": 130, "relocations": 1},
+            [(1, 500), (2, 7, True), (3, 90, True), (4, 40), (5, 3)],
+            {"typed": 5, "evaluated": 140, "relocation_evaluated": 130, "relocations": 1},
+            id="relocation-to-the-first-answer-there",
         ),
     ],
 )
 def test_token_account_splits_warm_up_relocations_and_keystrokes(
-    outcomes: list[str], moved: set[int], records: list[tuple[int | None, int]], expected: Any
+    outcomes: list[str], moved: set[int], records: list[tuple[Any, ...]], expected: Any
 ) -> None:
     requests = [
         _request(i, "word", outcome=outcome, moved=(i + 1) in moved)
@@ -383,6 +406,16 @@ def test_summary_has_the_issues_keys_and_checks_the_targets() -> None:
     base = run_figures(base_logs, ServerStats(None, None), _count, peak_rss_mb=None)
     result = summary("psm", ours, base, model_mb=1564.0)
     keys = [
+        "answered_in_pause",
+        "baseline_answered_in_pause",
+        "answered_in_pause_600ms",
+        "baseline_answered_in_pause_600ms",
+        "time_to_suggestion_p50_ms",
+        "baseline_time_to_suggestion_p50_ms",
+        "time_to_suggestion_p95_ms",
+        "baseline_time_to_suggestion_p95_ms",
+        "machine",
+        "stop",
         "median_latency_ms",
         "p95_latency_ms",
         "baseline_median_latency_ms",
@@ -398,10 +431,11 @@ def test_summary_has_the_issues_keys_and_checks_the_targets() -> None:
     assert list(result)[: len(keys)] == keys
     assert result["latency_ratio"] == pytest.approx(0.05)
     assert result["targets_met"] == {
+        "answered_in_pause": False,
         "latency_ratio": True,
         "reeval_tokens_per_typed_token": False,
         "overhead_p95_ms": True,
-        "cancel_latency_p95_ms": None,
+        "cancel_latency_p95_ms": True,  # none cancelled: 0 ms
         "peak_rss_mb": True,
     }
     assert "re-eval tokens / typed" in format_table([result])
@@ -410,6 +444,105 @@ def test_summary_has_the_issues_keys_and_checks_the_targets() -> None:
 
 def test_targets_are_unknown_without_figures() -> None:
     assert set(targets_met({}).values()) == {None}
+
+
+# ----- pauses --------------------------------------------------------------------------------
+
+
+def _answered(rid: int, at: float, *, outcome: str = "items", fresh: bool = True) -> RequestLog:
+    request = RequestLog(id=rid, index=rid, sent_at=at - 0.1, typed_text="", deleted_text="")
+    request.outcome = outcome  # type: ignore[assignment]
+    request.answered_at = at
+    request.fresh = fresh
+    return request
+
+
+PAUSES = [Pause(10.0, 11.5, 1500), Pause(20.0, 21.2, 1200), Pause(30.0, 30.8, 800)]
+
+
+@pytest.mark.parametrize(
+    ("requests", "records", "threshold", "expected"),
+    [
+        pytest.param(
+            [_answered(1, 10.6), _answered(2, 21.5)],
+            [],
+            1000.0,
+            {"pauses": 2, "answered": 1, "share": 0.5, "p50": 600.0, "p95": 1200.0},
+            id="one-in-time-one-too-late",
+        ),
+        pytest.param(
+            [_answered(1, 10.6), _answered(2, 21.0), _answered(3, 30.5)],
+            [],
+            600.0,
+            {"pauses": 3, "answered": 3, "share": 1.0, "p50": 600.0, "p95": 1000.0},
+            id="shorter-pauses-count-at-600-ms",
+        ),
+        pytest.param(
+            [_answered(1, 10.6, fresh=False), _answered(2, 20.4, outcome="cancelled")],
+            [],
+            1000.0,
+            {"pauses": 2, "answered": 0, "share": 0.0, "p50": 1200.0, "p95": 1500.0},
+            id="stale-and-cancelled-answers-are-none",
+        ),
+        pytest.param(
+            [_answered(1, 10.6), _answered(2, 20.4)],
+            [{"id": 1, "stop_reason": "time"}, {"id": 2, "source": "cache"}],
+            1000.0,
+            {"pauses": 2, "answered": 1, "share": 0.5, "p50": 400.0, "p95": 1500.0},
+            id="a-cut-by-the-time-budget-is-none",
+        ),
+        pytest.param(
+            [_answered(1, 10.6, outcome="empty"), _answered(2, 20.4)],
+            [{"id": 1, "source": "none"}, {"id": 2, "stop_reason": "length"}],
+            1000.0,
+            {"pauses": 1, "answered": 1, "share": 1.0, "p50": 400.0, "p95": 400.0},
+            id="a-declined-pause-is-left-out",
+        ),
+    ],
+)
+def test_pause_figures(
+    requests: list[RequestLog],
+    records: list[dict[str, Any]],
+    threshold: float,
+    expected: dict[str, float],
+) -> None:
+    log = SessionLog("a", "file:///a", requests, pauses=list(PAUSES))
+    raw = [{"uri": "file:///a", "source": "model", **record} for record in records]
+    figures = pause_figures([log], parse_stats({"records": raw}).records, threshold)
+    assert figures.pauses == expected["pauses"]
+    assert figures.answered == expected["answered"]
+    assert figures.answered_share == pytest.approx(expected["share"])
+    assert figures.time_p50_ms == pytest.approx(expected["p50"])
+    assert figures.time_p95_ms == pytest.approx(expected["p95"])
+
+
+def test_closed_loop_pause_figures_pair_each_latency_with_each_pause() -> None:
+    # Latencies of 0.5 s and 1.1 s, plus the editor's 0.2 s: 0.7 s fits both pauses,
+    # 1.3 s fits only the 1.5 s one.
+    requests = [_request(0, "", latency=500), _request(1, "", latency=1100)]
+    log = SessionLog("a", "file:///a", requests, pauses=PAUSES[:2])
+    figures = pause_figures([log], None, 1000.0, closed_loop=True)
+    assert figures.answered_share == pytest.approx(3 / 4)
+    assert figures.time_p50_ms == pytest.approx(700.0)
+
+
+def test_every_figure_has_a_value_when_nothing_was_answered() -> None:
+    requests = [_request(i, "word", outcome="cancelled", superseded_at=10.0 + i) for i in range(3)]
+    log = SessionLog("a", "file:///a", requests, pauses=list(PAUSES), inserted=["one two", "three"])
+    stats = parse_stats(
+        {"records": [_record("file:///a", 50, id=i + 1, cancelled=True) for i in range(3)]}
+    )
+    result = summary("psm", run_figures([log], stats, _count, peak_rss_mb=None), None, model_mb=1)
+    nulls = [key for key, value in result.items() if value is None]
+    assert nulls == ["baseline_answered_in_pause", "baseline_answered_in_pause_600ms",
+                     "baseline_time_to_suggestion_p50_ms", "baseline_time_to_suggestion_p95_ms",
+                     "machine", "baseline_median_latency_ms", "latency_ratio", "peak_rss_mb",
+                     "baseline"]  # fmt: skip
+    ours = result["ours"]
+    assert [key for key, value in ours.items() if value is None] == ["peak_rss_mb"]
+    assert ours["typed_tokens"] == 3  # from the session's own edits
+    assert ours["latency_basis"] == "cancelled (lower bound)"
+    assert result["answered_in_pause"] == 0.0
 
 
 # ----- one replay through the real server, with a scripted backend ------------------------------

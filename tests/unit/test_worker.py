@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+
+import pytest
 
 from codegemma_lsp.engine.base import CancelToken
 from codegemma_lsp.engine.worker import InferenceWorker
@@ -64,3 +67,61 @@ def test_background_jobs_give_way_to_foreground_jobs() -> None:
     assert foreground.result(2) == "answer"
     assert len(latencies) == 1 and latencies[0] < 100
     worker.shutdown()
+
+
+def test_a_job_cancelled_while_queued_never_runs() -> None:
+    latencies: list[float] = []
+    worker = InferenceWorker(on_cancel_latency=latencies.append)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def blocker(cancel: CancelToken) -> str:
+        release.wait(5)
+        return "blocker"
+
+    def job(name: str) -> Callable[[CancelToken], str]:
+        def run(cancel: CancelToken) -> str:
+            ran.append(name)
+            return name
+
+        return run
+
+    first, _ = worker.submit("busy", blocker)
+    superseded, superseded_token = worker.submit("doc", job("superseded"))
+    dropped, _ = worker.submit("other", job("dropped"))
+    newest, _ = worker.submit("doc", job("newest"))
+    worker.cancel("other")
+    assert superseded_token.cancelled
+    release.set()
+    assert newest.result(5) == "newest"
+    assert first.result(5) == "blocker"
+    assert superseded.cancelled() and dropped.cancelled()
+    assert ran == ["newest"]
+    assert len(latencies) == 2 and all(ms < 1000 for ms in latencies)
+    worker.run_exclusive(lambda: None).result(5)  # every job's bookkeeping is done
+    counts = worker.counts
+    assert (counts.submitted, counts.ran, counts.skipped) == (4, 2, 2)
+    assert (counts.queued, counts.max_queued, counts.running, counts.max_running) == (0, 4, 0, 1)
+    worker.shutdown()
+
+
+def test_a_job_that_raises_hands_the_error_to_its_future() -> None:
+    worker = InferenceWorker()
+
+    def broken(cancel: CancelToken) -> None:
+        raise RuntimeError("boom")
+
+    future, _ = worker.submit("doc", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        future.result(5)
+    worker.shutdown()
+
+
+def test_shutdown_cancels_the_futures_of_queued_jobs() -> None:
+    worker = InferenceWorker()
+    release = threading.Event()
+    worker.submit("busy", lambda cancel: release.wait(5))
+    queued, _ = worker.submit("doc", lambda cancel: "never")
+    worker.shutdown()
+    release.set()
+    assert queued.cancelled()

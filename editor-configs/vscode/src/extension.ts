@@ -21,6 +21,7 @@ import {
 
 import { documentSelector, serverLaunch, serverSettings, type ServerSettings } from "./settings";
 import {
+  becameReady,
   describeStatus,
   SHOW_LOG_COMMAND,
   type StatusModel,
@@ -35,6 +36,10 @@ const ACCEPT_WORD_COMMAND = "codegemma.acceptWord";
 /** The server's command on each item; its arguments name the suggestion. */
 const ACCEPT_COMMAND = "codegemma.accept";
 const ACCEPT_PARTIAL_COMMAND = "codegemma.acceptPartial";
+/** The server's command that generates code and applies it with workspace/applyEdit. */
+const GENERATE_COMMAND = "codegemma.generate";
+/** Ours, in the command palette: "CodeGemma: Generate Code". */
+const GENERATE_CODE_COMMAND = "codegemma.generateCode";
 
 /** A suggestion as the server knows it: the argument of its item's accept command. */
 export interface SuggestionRef {
@@ -85,6 +90,7 @@ class CodeGemma implements vscode.Disposable {
       vscode.commands.registerCommand(SHOW_LOG_COMMAND, () => this.output.show(true)),
       vscode.commands.registerCommand(RESTART_COMMAND, () => this.restart()),
       vscode.commands.registerCommand(ACCEPT_WORD_COMMAND, () => this.acceptWord()),
+      vscode.commands.registerCommand(GENERATE_CODE_COMMAND, () => this.generateCode()),
       vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
     );
   }
@@ -164,7 +170,11 @@ class CodeGemma implements vscode.Disposable {
     this.update({ state: "starting", model: undefined, message: undefined });
     client.onNotification(STATUS_NOTIFICATION, (params: StatusNotification) => {
       if (client === this.client) {
-        this.update({ state: params.state, model: params.model, message: params.message });
+        const before = this.status.state;
+        this.update({ state: params.state, model: params.model, message: params.message, progress: params.progress });
+        if (becameReady(before, params.state)) {
+          this.askAgain();
+        }
       }
     });
     // Events from a client that was stopped on purpose find `this.client` changed.
@@ -211,6 +221,23 @@ class CodeGemma implements vscode.Disposable {
     }
   }
 
+  /**
+   * Asks again for the ghost text at the cursor. Requests made while the model loaded
+   * were answered with nothing, and VS Code asks again only at the next keystroke.
+   */
+  private askAgain(): void {
+    const editor = vscode.window.activeTextEditor;
+    if (!this.status.enabled || editor === undefined) {
+      return;
+    }
+    if (vscode.languages.match(documentSelector(), editor.document) === 0) {
+      return;
+    }
+    void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger").then(undefined, (error: unknown) => {
+      this.output.warn(`asking again for a completion: ${String(error)}`);
+    });
+  }
+
   async toggle(): Promise<void> {
     const enabled = !this.status.enabled;
     this.update({ enabled });
@@ -243,6 +270,55 @@ class CodeGemma implements vscode.Disposable {
     } catch (error) {
       this.output.warn(`${ACCEPT_PARTIAL_COMMAND}: ${String(error)}`);
     }
+  }
+
+  /**
+   * "CodeGemma: Generate Code": code for the selection, or below the comment at the
+   * cursor, or (with neither) for an instruction typed in an input box. The server
+   * writes the code into the editor itself (workspace/applyEdit), showing its progress
+   * with a cancel button.
+   */
+  async generateCode(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const client = this.client;
+    if (editor === undefined || !client?.isRunning()) {
+      void vscode.window.showWarningMessage("CodeGemma: the server is not running.");
+      return;
+    }
+    const selection = editor.selection;
+    const argument: { uri: string; range: unknown; instruction?: string } = {
+      uri: client.code2ProtocolConverter.asUri(editor.document.uri),
+      range: client.code2ProtocolConverter.asRange(selection),
+    };
+    if (selection.isEmpty && !(await this.generateActionAt(editor.document.uri, selection))) {
+      const instruction = await vscode.window.showInputBox({
+        title: "CodeGemma: Generate Code",
+        prompt: "What should the code do? (Or write it as a comment, or select it, and run this again.)",
+      });
+      if (!instruction?.trim()) {
+        return;
+      }
+      argument.instruction = instruction;
+    }
+    try {
+      await client.sendRequest("workspace/executeCommand", { command: GENERATE_COMMAND, arguments: [argument] });
+    } catch (error) {
+      this.output.warn(`${GENERATE_COMMAND}: ${String(error)}`);
+    }
+  }
+
+  /** Whether the server offers to generate from a comment at `range` (so no instruction is needed). */
+  private async generateActionAt(uri: vscode.Uri, range: vscode.Range): Promise<boolean> {
+    const actions = await vscode.commands.executeCommand<(vscode.CodeAction | vscode.Command)[] | undefined>(
+      "vscode.executeCodeActionProvider",
+      uri,
+      range,
+      vscode.CodeActionKind.RefactorRewrite.value,
+    );
+    return (actions ?? []).some((action) => {
+      const command = "title" in action && "command" in action && typeof action.command === "object" ? action.command : action;
+      return (command as vscode.Command | undefined)?.command === GENERATE_COMMAND;
+    });
   }
 
   dispose(): void {

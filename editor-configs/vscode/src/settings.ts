@@ -5,7 +5,7 @@
 import * as path from "node:path";
 
 /** The setting sections the server understands (codegemma_lsp/config.py). */
-export const SERVER_SECTIONS: readonly string[] = ["model", "fim", "completion", "log"];
+export const SERVER_SECTIONS: readonly string[] = ["model", "fim", "completion", "generate", "log"];
 
 export const DEFAULT_COMMAND: readonly string[] = ["codegemma-lsp"];
 

@@ -1,12 +1,14 @@
 // What the status-bar item says, as a pure function of what the extension knows.
 
-/** `loading`, `ready` and `error` come from the server's `codegemma/status`; the rest from the client. */
-export type ServerState = "starting" | "loading" | "ready" | "error" | "stopped";
+/** `downloading`, `loading`, `ready` and `error` come from the server's `codegemma/status`; the rest from the client. */
+export type ServerState = "starting" | "downloading" | "loading" | "ready" | "error" | "stopped";
 
 export interface StatusNotification {
-  state: "loading" | "ready" | "error";
+  state: "downloading" | "loading" | "ready" | "error";
   model?: string | null;
   message?: string | null;
+  /** While downloading: the percentage fetched. */
+  progress?: number | null;
 }
 
 export interface StatusModel {
@@ -14,7 +16,13 @@ export interface StatusModel {
   enabled: boolean;
   model?: string | null;
   message?: string | null;
+  progress?: number | null;
   latencyMs?: number;
+}
+
+/** Whether a change from `before` to `after` means the model just became ready to answer. */
+export function becameReady(before: ServerState, after: ServerState): boolean {
+  return after === "ready" && before !== "ready";
 }
 
 export interface StatusView {
@@ -68,6 +76,18 @@ export function describeStatus(status: StatusModel): StatusView {
         ),
         command: SHOW_LOG_COMMAND,
         alert: true,
+      };
+    case "downloading":
+      return {
+        text:
+          typeof status.progress === "number"
+            ? `$(cloud-download) CodeGemma ${Math.round(status.progress)}%`
+            : "$(cloud-download) CodeGemma",
+        tooltip: withDetails(
+          `CodeGemma: downloading the model${typeof status.progress === "number" ? ` (${Math.round(status.progress)}%)` : ""}; it is fetched once`,
+        ),
+        command: SHOW_LOG_COMMAND,
+        alert: false,
       };
     case "starting":
     case "loading":

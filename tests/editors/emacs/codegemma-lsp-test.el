@@ -267,6 +267,36 @@
     (should (equal (cadr (assq 'codegemma-lsp-mode minor-mode-alist))
                    '(:eval (codegemma-lsp--lighter))))))
 
+(ert-deftest codegemma-lsp-test-ready-asks-again-and-latency-is-kept ()
+  "A completion typed for while the model loaded is asked for again once it is ready."
+  (codegemma-test--reset (concat codegemma-test--source "result = "))
+  (unwind-protect
+      (progn
+        ;; The server says it is downloading, then loading (as a first start does).
+        (eglot-handle-notification codegemma-test--server 'codegemma/status
+                                   :state "downloading" :model "m.gguf" :message "" :progress 42)
+        (should (equal (substring-no-properties (codegemma-lsp--lighter))
+                       " CG:downloading 42%"))
+        (eglot-handle-notification codegemma-test--server 'codegemma/status
+                                   :state "loading" :model "m.gguf" :message "")
+        (should (equal (substring-no-properties (codegemma-lsp--lighter)) " CG:loading"))
+        (let ((seq codegemma-lsp--request-seq))
+          (eglot-handle-notification codegemma-test--server 'codegemma/status
+                                     :state "ready" :model "m.gguf" :message "")
+          ;; Asked on a timer, with no keystroke.
+          (codegemma-test--wait (lambda () (> codegemma-lsp--request-seq seq))
+                                5 "the request made when the model became ready")
+          (should (equal (codegemma-test--await-ghost) codegemma-test--expected)))
+        (should (null codegemma-lsp--pending))
+        (should (numberp (plist-get (codegemma-lsp-status) :latency)))
+        (should (string-match-p "last completion: [0-9]+ ms"
+                                (get-text-property 0 'help-echo (codegemma-lsp--lighter))))
+        (should (string-match-p "last completion: [0-9]+ ms"
+                                (codegemma-lsp-show-status))))
+    (codegemma-lsp-dismiss)
+    (eglot-handle-notification codegemma-test--server 'codegemma/status
+                               :state "ready" :model "scripted:" :message "")))
+
 (ert-deftest codegemma-lsp-test-language-id-per-buffer ()
   "One server serves both buffers, and each says its own language."
   (let ((python (codegemma-test--buffer))

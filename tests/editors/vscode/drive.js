@@ -2,7 +2,9 @@
 // one scenario:
 //   accept: open a file, type, see the server's ghost text, accept it with Tab,
 //           save, and turn completions off with the extension's toggle command;
-//   error:  open a file and find the server's load error in the status bar's tooltip.
+//   error:  open a file and find the server's load error in the status bar's tooltip;
+//   generate: put the cursor at the end of a comment (line `line`), run "CodeGemma:
+//           Generate Code", and save until the file differs from `originalText`.
 //
 // Usage: node drive.js PARAMS.json
 // PARAMS: {scenario, url, playwright, chromium, workdir, timeoutMs, fileName,
@@ -127,7 +129,35 @@ async function errorScenario(page) {
   });
 }
 
-const SCENARIOS = { accept: acceptScenario, error: errorScenario };
+async function generateScenario(page) {
+  await step("server_ready", page, () => waitForStatus(page, "check", "ready"));
+
+  await step("cursor_after_comment", page, async () => {
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await runCommand(page, "Go to Line/Column");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout });
+    await input.fill(`:${params.line}`);
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("End");
+  });
+
+  await step("generate", page, async () => {
+    await runCommand(page, "CodeGemma: Generate Code");
+    // The server writes the code into the editor; save until the file has it.
+    const deadline = Date.now() + timeout;
+    let saved = fs.readFileSync(params.savedPath, "utf8");
+    while (saved === params.originalText && Date.now() < deadline) {
+      await page.waitForTimeout(250);
+      await page.keyboard.press("Control+S");
+      saved = fs.readFileSync(params.savedPath, "utf8");
+    }
+    outcome.values.saved_text = saved;
+    await page.screenshot({ path: path.join(params.workdir, "generated.png") });
+  });
+}
+
+const SCENARIOS = { accept: acceptScenario, error: errorScenario, generate: generateScenario };
 
 async function main() {
   const browser = await chromium.launch({ executablePath: params.chromium, headless: true, args: CHROMIUM_ARGS });

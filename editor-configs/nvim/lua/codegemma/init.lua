@@ -1,9 +1,9 @@
 --- codegemma: ghost-text code completion in Neovim from codegemma-lsp (CodeGemma, run locally).
 ---
---- require('codegemma').setup({
----   cmd = { 'codegemma-lsp' },
----   settings = { model = { path = '~/models/codegemma-2b-Q4_K_M.gguf' } },
---- })
+--- require('codegemma').setup()
+---
+--- The server fetches its model (CodeGemma 2B, Q4_K_M) into the Hugging Face cache on
+--- first use; `settings = { model = { path = '...' } }` uses a GGUF file of your own.
 ---
 --- Neovim 0.12+ shows the completion as ghost text (vim.lsp.inline_completion):
 --- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle,
@@ -11,7 +11,10 @@
 --- motion when none is shown).
 --- Neovim 0.11 gets it in the completion menu instead (vim.lsp.completion), opened
 --- after a short pause in typing; <Tab> accepts the first entry there.
---- :CodeGemmaStatus says whether the server is attached and whether its model is ready.
+--- :CodeGemmaStatus says whether the server is attached, whether its model is ready, and
+--- how long the last completion took. While the model loads, a message says so (with the
+--- download's percentage); completions asked for meanwhile are asked again once it is
+--- ready. While a completion is on its way, a "⋯" shows at the end of the line.
 
 local api = vim.api
 
@@ -20,6 +23,9 @@ local M = {}
 local NAME = 'codegemma'
 local ACCEPT_PARTIAL_COMMAND = 'codegemma.acceptPartial'
 local STATUS_METHOD = 'codegemma/status'
+local INLINE_METHOD = 'textDocument/inlineCompletion'
+local COMPLETION_METHOD = 'textDocument/completion'
+local indicator_ns = api.nvim_create_namespace('codegemma.indicator')
 -- Like vim.lsp.inline_completion's own debounce, so both modes ask the server as often.
 local MENU_DEBOUNCE_MS = 200
 
@@ -38,6 +44,8 @@ local MENU_DEBOUNCE_MS = 200
 ---@field inline boolean|nil Ghost text (true) or the completion menu (false).
 ---                           nil: ghost text where Neovim has it (0.12+).
 ---@field keymaps codegemma.Keymaps
+---@field indicator boolean Show "⋯" at the end of the line while a completion is on its way,
+---                          and a message while the model loads.
 
 ---@type codegemma.Options
 M.defaults = {
@@ -59,6 +67,7 @@ M.defaults = {
   root_markers = { '.git' },
   settings = {},
   inline = nil,
+  indicator = true,
   keymaps = {
     accept = '<Tab>',
     next = '<M-]>',
@@ -72,8 +81,16 @@ M.defaults = {
 M.options = vim.deepcopy(M.defaults)
 
 --- The last `codegemma/status` each client sent, by client id.
----@type table<integer, {state: string, model: string, message?: string}>
+---@type table<integer, {state: string, model: string, message?: string, progress?: integer}>
 M.server_status = {}
+
+--- How long the last completion took, in milliseconds, by client id.
+---@type table<integer, number>
+M.last_latency_ms = {}
+
+--- When each completion request still on its way was sent (vim.uv.hrtime()), by request id.
+---@type table<integer, {started: integer, bufnr: integer}>
+local pending = {}
 
 ---@return table? The vim.lsp.inline_completion module, where this Neovim has one (0.12+).
 local function inline_module()
@@ -363,6 +380,9 @@ end
 ---@field state string 'starting' until the server reports, then its state
 ---@field model string?
 ---@field message string?
+---@field progress integer? While downloading: the percentage fetched.
+---@field latency_ms number? How long the last completion took.
+---@field thinking boolean A completion is on its way.
 
 --- Where codegemma stands in buffer `bufnr` (default: current).
 ---@param bufnr integer?
@@ -379,13 +399,33 @@ function M.status(bufnr)
     state = client and (reported.state or 'starting') or 'not running',
     model = reported.model ~= vim.NIL and reported.model or nil,
     message = message ~= vim.NIL and message ~= '' and message or nil,
+    progress = type(reported.progress) == 'number' and reported.progress or nil,
+    latency_ms = client and M.last_latency_ms[client.id] or nil,
+    thinking = client ~= nil and vim.iter(pairs(pending)):any(function(_, request)
+      return request.bufnr == bufnr
+    end),
   }
+end
+
+---@param ms number
+---@return string
+local function format_latency(ms)
+  return ms < 1000 and ('%d ms'):format(ms) or ('%.1f s'):format(ms / 1000)
 end
 
 --- One line for a statusline, e.g. "codegemma: ready".
 function M.statusline()
   local status = M.status()
-  return status.attached and ('codegemma: ' .. status.state) or ''
+  if not status.attached then
+    return ''
+  end
+  if status.state == 'downloading' and status.progress then
+    return ('codegemma: downloading %d%%'):format(status.progress)
+  end
+  if status.state == 'ready' and status.thinking then
+    return 'codegemma: thinking'
+  end
+  return 'codegemma: ' .. status.state
 end
 
 local function show_status()
@@ -398,6 +438,8 @@ local function show_status()
     if status.message then
       table.insert(lines, 'message: ' .. status.message)
     end
+    local latency = status.latency_ms and format_latency(status.latency_ms) or 'none yet'
+    table.insert(lines, 'last completion: ' .. latency)
   else
     local filetype = vim.bo.filetype ~= '' and vim.bo.filetype or 'none'
     table.insert(lines, ('codegemma: not attached to this buffer (filetype %s)'):format(filetype))
@@ -407,11 +449,229 @@ local function show_status()
   api.nvim_echo({ { table.concat(lines, '\n') } }, true, {})
 end
 
----@param params {state: string, model: string, message?: string}
+--- Asks again for a completion at the cursor, as typing would: what was typed while the
+--- model loaded got no answer, and nothing else would ask until the next keystroke.
+---@param client_id integer
+local function ask_again(client_id)
+  local bufnr = api.nvim_get_current_buf()
+  local client = attached_client(bufnr)
+  if not client or client.id ~= client_id or not api.nvim_get_mode().mode:match('^i') then
+    return
+  end
+  if uses_ghost_text() then
+    -- vim.lsp.inline_completion asks (debounced) on CursorMovedI, in its own augroup.
+    pcall(api.nvim_exec_autocmds, 'CursorMovedI', {
+      group = ('nvim.lsp.inline_completion:%d'):format(bufnr),
+      buffer = bufnr,
+      modeline = false,
+    })
+  elseif vim.fn.pumvisible() == 0 then
+    vim.lsp.completion.get()
+  end
+end
+
+--- A message while the model loads, replaced as the download progresses.
+---@param params {state: string, model: string, message?: string, progress?: integer}
+local function show_loading(params)
+  if not M.options.indicator then
+    return
+  end
+  local text
+  if params.state == 'downloading' then
+    text = params.progress and ('codegemma: downloading the model, %d%%'):format(params.progress)
+      or 'codegemma: downloading the model'
+  elseif params.state == 'loading' then
+    text = 'codegemma: loading the model; completions start when it is ready'
+  end
+  if text then
+    api.nvim_echo({ { text, 'Comment' } }, false, {})
+  end
+end
+
+---@param params {state: string, model: string, message?: string, progress?: integer}
 ---@param ctx lsp.HandlerContext
 local function on_status(_, params, ctx)
+  local previous = M.server_status[ctx.client_id]
   M.server_status[ctx.client_id] = params
+  show_loading(params)
+  if params.state == 'ready' and (previous == nil or previous.state ~= 'ready') then
+    if previous and previous.state ~= 'ready' and M.options.indicator then
+      api.nvim_echo({ { 'codegemma: ready', 'Comment' } }, false, {})
+    end
+    ask_again(ctx.client_id)
+  end
   api.nvim_exec_autocmds('User', { pattern = 'CodeGemmaStatus', modeline = false, data = params })
+end
+
+---@param bufnr integer
+local function clear_thinking(bufnr)
+  if api.nvim_buf_is_valid(bufnr) then
+    api.nvim_buf_clear_namespace(bufnr, indicator_ns, 0, -1)
+  end
+end
+
+--- Tracks codegemma's completion requests: the "⋯" while one is on its way, and the
+--- latency of each that is answered.
+---@param args vim.api.keyset.create_autocmd.callback_args
+local function on_lsp_request(args)
+  local data = args.data or {}
+  local request = data.request or {}
+  if request.method ~= INLINE_METHOD and request.method ~= COMPLETION_METHOD then
+    return
+  end
+  local client = vim.lsp.get_client_by_id(data.client_id)
+  if not client or client.name ~= NAME then
+    return
+  end
+  local id, bufnr = data.request_id, request.bufnr or args.buf
+  if request.type == 'pending' then
+    pending[id] = { started = vim.uv.hrtime(), bufnr = bufnr }
+    if M.options.indicator and bufnr == api.nvim_get_current_buf() then
+      clear_thinking(bufnr)
+      local row = api.nvim_win_get_cursor(0)[1] - 1
+      pcall(api.nvim_buf_set_extmark, bufnr, indicator_ns, row, 0, {
+        virt_text = { { ' ⋯', 'Comment' } },
+        virt_text_pos = 'eol',
+      })
+    end
+    return
+  end
+  local started = pending[id]
+  pending[id] = nil
+  if started and request.type == 'complete' then
+    M.last_latency_ms[data.client_id] = (vim.uv.hrtime() - started.started) / 1e6
+  end
+  local still = vim.iter(pairs(pending)):any(function(_, other)
+    return other.bufnr == bufnr
+  end)
+  if not still then
+    clear_thinking(bufnr)
+  end
+end
+
+-- ----- generate code from an instruction ----------------------------------------------
+
+local GENERATE_COMMAND = 'codegemma.generate'
+local GENERATE_PROGRESS = '^codegemma%-generate%-'
+
+--- The generation requests this plugin sent and that are not answered yet, and the
+--- server's progress tokens of generations under way (a code action's included).
+---@type table<integer, {client: vim.lsp.Client, id: integer}>
+local generating = {}
+---@type table<string, integer>
+local generate_progress = {}
+
+--- Asks the server for code: below the comment at or above the cursor, or in place of
+--- the selection (`opts.range`, an LSP range), following `opts.instruction` if given.
+--- The server answers with an edit (workspace/applyEdit), which Neovim applies.
+---@param opts {range?: lsp.Range, instruction?: string, bufnr?: integer}|nil
+---@return integer|nil request_id nil when no codegemma server is attached
+function M.generate(opts)
+  opts = opts or {}
+  local bufnr = opts.bufnr or api.nvim_get_current_buf()
+  local client = attached_client(bufnr)
+  if not client then
+    vim.notify('codegemma: not attached to this buffer', vim.log.levels.WARN)
+    return nil
+  end
+  local range = opts.range
+  if not range then
+    local position = vim.lsp.util.make_position_params(0, client.offset_encoding).position
+    range = { start = position, ['end'] = position }
+  end
+  local argument = { uri = vim.uri_from_bufnr(bufnr), range = range }
+  if opts.instruction and opts.instruction ~= '' then
+    argument.instruction = opts.instruction
+  end
+  local params = { command = GENERATE_COMMAND, arguments = { argument } }
+  local request_id ---@type integer?
+  local ok, id = client:request('workspace/executeCommand', params, function(err, result)
+    for key, request in pairs(generating) do
+      if request.client == client and request.id == request_id then
+        generating[key] = nil
+      end
+    end
+    -- "Cancelled" was asked for; the server shows its own messages (window/showMessage).
+    if err and err.code ~= -32800 then
+      vim.notify('codegemma: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    end
+    -- A User autocommand with the answer: { applied, lines, whole } or { applied, message }.
+    api.nvim_exec_autocmds('User', {
+      pattern = 'CodeGemmaGenerated',
+      modeline = false,
+      data = type(result) == 'table' and result or { applied = false },
+    })
+  end, bufnr)
+  if not ok or not id then
+    return nil
+  end
+  request_id = id
+  table.insert(generating, { client = client, id = id })
+  return id
+end
+
+--- Cancels the generations under way: this plugin's requests, and any other (a code
+--- action's) through its progress token.
+function M.cancel_generate()
+  for key, request in pairs(generating) do
+    request.client:cancel_request(request.id)
+    generating[key] = nil
+  end
+  for token, client_id in pairs(generate_progress) do
+    local client = vim.lsp.get_client_by_id(client_id)
+    if client then
+      client:notify('window/workDoneProgress/cancel', { token = token })
+    end
+    generate_progress[token] = nil
+  end
+end
+
+--- Follows the server's generation progress, so that it can be cancelled.
+---@param args vim.api.keyset.create_autocmd.callback_args
+local function on_progress(args)
+  local data = args.data or {}
+  local params = data.params or {}
+  local token = params.token
+  if type(token) ~= 'string' or not token:match(GENERATE_PROGRESS) then
+    return
+  end
+  local kind = type(params.value) == 'table' and params.value.kind
+  if kind == 'begin' then
+    generate_progress[token] = data.client_id
+  elseif kind == 'end' then
+    generate_progress[token] = nil
+  end
+end
+
+--- The LSP range of the last visual selection in buffer `bufnr`: characterwise as
+--- selected, linewise as whole lines (up to the start of the line after the last).
+---@param client vim.lsp.Client
+---@param bufnr integer
+---@return lsp.Range
+local function visual_range(client, bufnr)
+  local first = api.nvim_buf_get_mark(bufnr, '<')
+  local last = api.nvim_buf_get_mark(bufnr, '>')
+  if vim.fn.visualmode() == 'V' then
+    return {
+      start = { line = first[1] - 1, character = 0 },
+      ['end'] = { line = last[1], character = 0 },
+    }
+  end
+  local line = api.nvim_buf_get_lines(bufnr, last[1] - 1, last[1], true)[1]
+  last[2] = math.min(last[2], math.max(#line - 1, 0))
+  return vim.lsp.util.make_given_range_params(first, last, bufnr, client.offset_encoding).range
+end
+
+---@param command vim.api.keyset.create_user_command.command_args
+local function generate_command(command)
+  local bufnr = api.nvim_get_current_buf()
+  local client = attached_client(bufnr)
+  if not client then
+    vim.notify('codegemma: not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local range = command.range > 0 and visual_range(client, bufnr) or nil
+  M.generate({ bufnr = bufnr, range = range, instruction = command.args })
 end
 
 ---@param opts codegemma.Options|table|nil
@@ -444,8 +704,10 @@ function M.setup(opts)
   vim.lsp.config(NAME, config)
   vim.lsp.enable(NAME)
 
+  local group = api.nvim_create_augroup('codegemma', { clear = true })
+  api.nvim_create_autocmd('LspRequest', { group = group, callback = on_lsp_request })
   api.nvim_create_autocmd('LspAttach', {
-    group = api.nvim_create_augroup('codegemma', { clear = true }),
+    group = group,
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
       if not client or client.name ~= NAME then
@@ -460,6 +722,15 @@ function M.setup(opts)
   })
   api.nvim_create_user_command('CodeGemmaStatus', show_status, {
     desc = 'Show whether codegemma-lsp is attached and its model ready',
+  })
+  api.nvim_create_autocmd('LspProgress', { group = group, callback = on_progress })
+  api.nvim_create_user_command('CodeGemmaGenerate', generate_command, {
+    desc = 'Generate code from the comment above the cursor, the selection, or the words given',
+    nargs = '*',
+    range = true,
+  })
+  api.nvim_create_user_command('CodeGemmaGenerateCancel', M.cancel_generate, {
+    desc = 'Cancel the code generations under way',
   })
 end
 

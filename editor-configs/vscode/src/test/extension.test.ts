@@ -102,10 +102,19 @@ describe("status", () => {
     const { extension, client } = await activate();
     loaded = extension;
     assert.match(vscode.item.text, /loading~spin/);
+    client.notify("codegemma/status", { state: "downloading", model: "tiny.gguf", message: "", progress: 42 });
+    assert.match(vscode.item.text, /CodeGemma 42%/);
     client.notify("codegemma/status", { state: "loading", model: "tiny.gguf", message: "" });
     assert.match(vscode.item.tooltip ?? "", /loading the model[\s\S]*tiny\.gguf/);
     client.notify("codegemma/status", { state: "ready", model: "tiny.gguf", message: "" });
     assert.equal(vscode.item.text, "$(check) CodeGemma");
+    // What was typed while the model loaded is asked for again, once.
+    assert.deepEqual(
+      vscode.executed.filter((id) => id === "editor.action.inlineSuggest.trigger"),
+      ["editor.action.inlineSuggest.trigger"],
+    );
+    client.notify("codegemma/status", { state: "ready", model: "tiny.gguf", message: "" });
+    assert.equal(vscode.executed.filter((id) => id === "editor.action.inlineSuggest.trigger").length, 1);
     client.notify("codegemma/status", { state: "error", model: null, message: "no model configured" });
     assert.match(vscode.item.text, /\$\(error\)/);
     assert.match(vscode.item.tooltip ?? "", /no model configured/);

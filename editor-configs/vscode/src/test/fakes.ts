@@ -143,7 +143,7 @@ export class FakeVscode {
   private activeEditor(): unknown {
     const fake = this;
     return {
-      document: { offsetAt: (position: { offset: number }) => position.offset },
+      document: { languageId: "python", offsetAt: (position: { offset: number }) => position.offset },
       get selection() {
         return { active: { offset: fake.cursorOffset } };
       },
@@ -192,6 +192,11 @@ export class FakeVscode {
           this.executed.push(id);
           this.effects.get(id)?.();
         },
+      },
+      languages: {
+        // The score vscode.languages.match gives: 0 for no match.
+        match: (selector: Array<{ language: string }>, document: { languageId: string }) =>
+          selector.some((filter) => filter.language === document.languageId) ? 10 : 0,
       },
       workspace: {
         getConfiguration: (section: string) => ({

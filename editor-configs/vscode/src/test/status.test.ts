@@ -1,7 +1,15 @@
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { describeStatus, formatLatency, SHOW_LOG_COMMAND, type StatusModel, TOGGLE_COMMAND } from "../status";
+import {
+  becameReady,
+  describeStatus,
+  formatLatency,
+  type ServerState,
+  SHOW_LOG_COMMAND,
+  type StatusModel,
+  TOGGLE_COMMAND,
+} from "../status";
 
 describe("describeStatus", () => {
   const cases: Array<{ id: string; status: StatusModel; text: RegExp; tooltip: RegExp; command: string; alert: boolean }> = [
@@ -18,6 +26,14 @@ describe("describeStatus", () => {
       status: { state: "loading", enabled: true, model: "codegemma-2b.gguf" },
       text: /loading~spin/,
       tooltip: /loading the model[\s\S]*codegemma-2b\.gguf/,
+      command: SHOW_LOG_COMMAND,
+      alert: false,
+    },
+    {
+      id: "downloading",
+      status: { state: "downloading", enabled: true, model: "codegemma-2b-Q4_K_M.gguf", progress: 42 },
+      text: /cloud-download\) CodeGemma 42%$/,
+      tooltip: /downloading the model \(42%\)[\s\S]*codegemma-2b-Q4_K_M\.gguf/,
       command: SHOW_LOG_COMMAND,
       alert: false,
     },
@@ -89,5 +105,21 @@ describe("formatLatency", () => {
     [12_345, "12.3 s"],
   ] as const) {
     it(`${ms} -> ${want}`, () => assert.equal(formatLatency(ms), want));
+  }
+});
+
+describe("becameReady", () => {
+  const cases: Array<[ServerState, ServerState, boolean]> = [
+    ["loading", "ready", true],
+    ["downloading", "ready", true],
+    ["starting", "ready", true],
+    ["ready", "ready", false],
+    ["loading", "error", false],
+    ["ready", "loading", false],
+  ];
+  for (const [before, after, expected] of cases) {
+    it(`${before} -> ${after}`, () => {
+      assert.equal(becameReady(before, after), expected);
+    });
   }
 });

@@ -1,0 +1,3 @@
+; @string: a string literal, quoted or long ([[...]]).
+
+(string) @string
