@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stdio", action="store_true", help=argparse.SUPPRESS)
     # `bench replay` only: accept what its typist types next (codegemma_lsp/oracle.py).
     serve.add_argument("--bench-oracle", action="store_true", help=argparse.SUPPRESS)
+    # Tests only: accept codegemma/debugAdvanceClock, to judge retained text without waiting.
+    serve.add_argument("--debug-clock", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=run_serve)
 
     complete = sub.add_parser("complete", help="print the completion the server would show")
@@ -157,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=run_doctor)
 
+    stats = sub.add_parser(
+        "stats",
+        help="print your own numbers per day: shown, accepted, kept, latency (local only)",
+        description="Your suggestions per day, from the small files the server keeps in "
+        "your state directory (never sent anywhere): shown, accepted and partially accepted, "
+        "characters accepted and still there 30 s later, p50/p95 latency, and the share "
+        "answered from the cache or by joining a generation already running.",
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    stats.add_argument(
+        "--days", type=int, default=7, metavar="N", help="the last N days with numbers (default 7)"
+    )
+    stats.set_defaults(func=run_stats)
+
     from codegemma_lsp.prompt_cli import add_prompt_parser
 
     add_prompt_parser(sub)
@@ -184,7 +200,9 @@ def run_serve(args: argparse.Namespace) -> int:
     command_line = _model_layer(args)
     if args.max_message_bytes is not None:
         command_line["server"] = {"maxMessageBytes": args.max_message_bytes}
-    server = create_server(command_line, env_layer(), bench_oracle=args.bench_oracle)
+    server = create_server(
+        command_line, env_layer(), bench_oracle=args.bench_oracle, debug_clock=args.debug_clock
+    )
     # Once the server decides to stop, the process is gone within a second, even while
     # llama.cpp is generating or a thread is stuck.
     server.exit_deadline_s = 0.9
@@ -437,6 +455,53 @@ def run_doctor(args: argparse.Namespace) -> int:
     else:
         out.write(report.to_text().encode("utf-8"))
     return 0 if report.ok else 1
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from codegemma_lsp.usage import COUNTERS, DayUsage, all_days, usage_dir
+
+    directory = usage_dir()
+    days = all_days(directory)[-max(1, args.days) :]
+    total = DayUsage("total")
+    for day in days:
+        total.add({name: getattr(day, name) for name in COUNTERS}, day.latencies_ms)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "directory": str(directory),
+                    "days": [day.summary() for day in days],
+                    "total": total.summary(),
+                }
+            )
+        )
+        return 0
+    print(f"codegemma-lsp: your numbers, kept on this machine only ({directory})")
+    if not days:
+        print("no numbers yet: they are written while the server runs (every minute)")
+        return 0
+    print(_STATS_HEADER)
+    for row in [*days, total] if len(days) > 1 else days:
+        print(_stats_row(row.summary()))
+    return 0
+
+
+_STATS_HEADER = (
+    f"{'day':<10} {'shown':>6} {'accepted':>8} {'partial':>7} {'chars':>7} {'kept 30s':>8} "
+    f"{'p50 ms':>7} {'p95 ms':>7} {'cache+join':>10} {'silenced':>8}"
+)
+
+
+def _stats_row(day: dict[str, Any]) -> str:
+    kept = f"{day['retention']:.0%}" if day["accepted_chars"] else "-"
+    return (
+        f"{day['day']:<10} {day['shown']:>6} {day['accepted']:>8} "
+        f"{day['accepted_partially']:>7} {day['accepted_chars']:>7} {kept:>8} "
+        f"{day['latency_ms']['p50']:>7.0f} {day['latency_ms']['p95']:>7.0f} "
+        f"{day['cache_or_join_share']:>10.0%} {day['suppressed']:>8}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from codegemma_lsp.confidence import Confidence, confidence_of, shown
 from codegemma_lsp.config import FimMode, Settings
 from codegemma_lsp.documents import DocumentSnapshot, TreeEdit
 from codegemma_lsp.engine.base import (
@@ -107,17 +108,38 @@ class CompletionPrompt:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One suggestion to show: its truncated text, and how sure the model was of it."""
+
+    text: str
+    confidence: Confidence | None = None
+
+
+@dataclass(frozen=True)
 class CompletionOutcome:
     text: str
+    """The first candidate's text ("" when none is shown)."""
     plan: CompletionPlan
     generation: Generation | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds per stage (see :data:`STAGES`)."""
     prompt: CompletionPrompt | None = None
+    candidates: tuple[Candidate, ...] = ()
+    """Every candidate to show, the first one's text being :attr:`text`; empty when the
+    outcome was made without them (a block's rest), which means :attr:`text` alone."""
+    suppressed: int = 0
+    """Candidates left unshown because their confidence was below ``completion.minConfidence``."""
 
     @property
     def cancelled(self) -> bool:
         return self.generation is not None and self.generation.stop_reason == "cancelled"
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The texts to show, first candidate first."""
+        if self.candidates:
+            return tuple(c.text for c in self.candidates)
+        return (self.text,) if self.text else ()
 
 
 def carry_window(window: Window, edits: list[TreeEdit]) -> Window:
@@ -191,6 +213,8 @@ def plan_completion(
         if query.oracle is not None
         else None
     )
+    if oracle == "" and not force:  # the benchmark: a right model would show nothing here
+        return CompletionPlan(scope, "oracle-empty", window)
     return CompletionPlan(
         scope, decision.reason, window, parts, fim.mode, policy, rest=rest, oracle=oracle
     )
@@ -252,6 +276,44 @@ def finish_completion(plan: CompletionPlan, raw: str, snapshot: DocumentSnapshot
     return text if text.strip() else ""
 
 
+def finish_candidates(
+    plan: CompletionPlan,
+    generation: Generation,
+    snapshot: DocumentSnapshot,
+    min_confidence: float = 0.0,
+) -> tuple[tuple[Candidate, ...], int]:
+    """Each candidate truncated, empty ones and repeats dropped, and those less sure than
+    ``min_confidence`` left out: (the candidates to show, how many were left out)."""
+    kept: list[Candidate] = []
+    suppressed = 0
+    for made in (generation, *generation.alternatives):
+        text = finish_completion(plan, made.text, snapshot)
+        if not text or any(c.text == text for c in kept):
+            continue
+        candidate = Candidate(text, confidence_of(made.logprobs))
+        if shown(candidate.confidence, min_confidence):
+            kept.append(candidate)
+        else:
+            suppressed += 1
+    return tuple(kept), suppressed
+
+
+ACCELERATED_CANDIDATES = 3
+"""``completion.candidates`` auto, where a GPU or a remote engine makes extra ones cheap."""
+_REMOTE_BACKENDS = ("llama-server", "openai")
+
+
+def candidate_count(settings: Settings, backend: Backend) -> int:
+    """``completion.candidates``, with auto (0) decided by where the model runs."""
+    wanted = settings.completion.candidates
+    if wanted > 0:
+        return wanted
+    accelerated = getattr(backend, "accelerated", None)
+    if accelerated is None:
+        accelerated = backend.name in _REMOTE_BACKENDS
+    return ACCELERATED_CANDIDATES if accelerated else 1
+
+
 # ----- the pipeline ---------------------------------------------------------------------
 
 
@@ -276,11 +338,13 @@ def run_completion(
     context: ContextProvider | None = None,
     *,
     warm: bool = False,
+    on_text: Callable[[str], None] | None = None,
 ) -> CompletionOutcome:
     """Plan, gather context, build the prompt, generate and truncate.
 
     ``warm`` evaluates the prompt into the backend's cache and generates nothing
-    (a pre-warm: the plan is forced, and the outcome's text is empty).
+    (a pre-warm: the plan is forced, and the outcome's text is empty). ``on_text`` sees
+    the first candidate's raw text grow as it is generated (from the inference thread).
     """
     laps = _Laps()
 
@@ -306,6 +370,9 @@ def run_completion(
     prompt = build_completion_prompt(plan, files, backend.tokenizer, backend.n_ctx)
     if warm:
         prompt = replace(prompt, policy=replace(prompt.policy, max_new_tokens=0, stop_check=None))
+    else:
+        count = candidate_count(settings, backend)
+        prompt = replace(prompt, policy=replace(prompt.policy, candidates=count, on_text=on_text))
     laps.lap("prompt")
     if cancel.cancelled:
         return stopped(plan, prompt)
@@ -317,6 +384,8 @@ def run_completion(
     if generation.stop_reason == "cancelled" or warm:
         return CompletionOutcome("", plan, generation, laps.ms, prompt)
     # 5. truncate
-    text = finish_completion(plan, generation.text, query.document)
+    min_confidence = settings.completion.min_confidence
+    candidates, suppressed = finish_candidates(plan, generation, query.document, min_confidence)
     laps.lap("truncate")
-    return CompletionOutcome(text, plan, generation, laps.ms, prompt)
+    text = candidates[0].text if candidates else ""
+    return CompletionOutcome(text, plan, generation, laps.ms, prompt, candidates, suppressed)

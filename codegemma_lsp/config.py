@@ -98,6 +98,16 @@ class CompletionSettings:
     multi_line: MultiLine = "auto"
     """Complete whole blocks where the syntax allows one (``on``), only their first line
     (``off``), or as :mod:`codegemma_lsp.pacing` decides from the machine's speed."""
+    candidates: int = 0
+    """Suggestions per request, for the editor to cycle through (1 to 4). 0 (or ``auto``):
+    3 when the model runs on a GPU or a remote engine, 1 on a CPU, where each extra
+    candidate slows every generated token."""
+    min_confidence: float = 0.0
+    """Show no candidate whose mean token probability is below this (0 to 1; 0: off).
+    ``codegemma-lsp eval humaneval`` prints what each threshold would keep."""
+    slow_ms: int = 2000
+    """Say once, in the status, when the median latency of the last 20 requests passes
+    this (0: never)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,8 +178,12 @@ class GenerateSettings:
     quant: str = "Q4_K_M"
     """The quantisation of a registry id's file."""
     backend: str = "llama"
-    """``llama``, or ``fake[:SECONDS]`` / ``scripted:PATH`` for checks without a model
-    (accepted from the command line and the environment only)."""
+    """``llama`` (in-process, beside the completion model), ``llama-server`` or ``openai``
+    (a remote engine at ``url``), or ``fake[:SECONDS]`` / ``scripted:PATH`` for checks
+    without a model (accepted from the environment only)."""
+    url: str | None = None
+    """A remote engine's base URL for generation (``llama-server``, ``openai``); its token is
+    ``model.apiKey``'s."""
     max_tokens: int = 512
     """The most tokens one answer may generate."""
     idle_unload_s: int = 300
@@ -222,6 +236,8 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("fim", "middle_tokens"): (0, 32768),
     ("completion", "max_new_tokens"): (1, 4096),
     ("completion", "max_file_bytes"): (1024, 1 << 31),
+    ("completion", "candidates"): (0, 4),
+    ("completion", "slow_ms"): (0, 600_000),
     ("engine", "time_budget_ms"): (0, 600_000),
     ("engine", "prompt_lookup"): (0, 32),
     ("engine", "snapshot_mb"): (0, 1 << 16),
@@ -233,12 +249,17 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     **{("context", key): bounds for key, bounds in CONTEXT_RANGES.items()},
 }
 
+_FLOAT_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("completion", "min_confidence"): (0.0, 1.0),
+}
+
 AUTO_ZERO = frozenset(
     {
         ("fim", "prefix_tokens"),
         ("fim", "suffix_tokens"),
         ("fim", "middle_tokens"),
         ("engine", "time_budget_ms"),
+        ("completion", "candidates"),
     }
 )
 """Settings whose 0 means "auto" (the pacing rule sets them); ``"auto"`` is read as 0."""
@@ -353,6 +374,18 @@ def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
         ):
             return value.lower() in ("1", "true", "yes", "on")
         raise ValueError("must be true or false")
+    if kind in (float, "float"):
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError("must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number")
+        low_f, high_f = _FLOAT_RANGES.get((section, key), (float("-inf"), float("inf")))
+        if not low_f <= value <= high_f:  # also False for nan
+            raise ValueError(f"must be between {low_f:g} and {high_f:g}")
+        return float(value)
     if kind in (int, "int"):
         if isinstance(value, bool):
             raise ValueError("must be a whole number")

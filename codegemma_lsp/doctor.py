@@ -109,8 +109,9 @@ def speed_verdict(prompt_tps: float, generate_tps: float) -> tuple[Status, str]:
             "too slow for typing: use a GPU build, a smaller model or fewer apps",
             "warn",
         )
+    per_line = f"about {line_s:.1f} s" if line_s >= 0.1 else "under 0.1 s"
     text = (
-        f"expect about {line_s:.1f} s per single-line completion ({words}); "
+        f"expect {per_line} per single-line completion ({words}); "
         f"the first request in a new file about {fresh_s:.0f} s"
     )
     return status, text  # type: ignore[return-value]
@@ -275,8 +276,14 @@ def check_model_file(report: Report, model: ModelSettings) -> Path | None:
 
 
 def check_memory(
-    report: Report, model: ModelSettings, weights: int, shape: Any, available: int | None
-) -> None:
+    report: Report,
+    model: ModelSettings,
+    weights: int,
+    shape: Any,
+    available: int | None,
+    *,
+    on_cpu: bool = True,
+) -> Finding:
     from codegemma_lsp.engine.memory import estimate, gib
 
     need = estimate(
@@ -285,6 +292,7 @@ def check_memory(
         model.n_ctx,
         kv_type=model.kv_type,
         flash_attention=model.flash_attention,
+        on_cpu=on_cpu,
     )
     status: Status = "ok"
     text = f"needs {need.describe()}, computed for n_ctx {model.n_ctx}"
@@ -305,7 +313,7 @@ def check_memory(
             f"\nmodel.nCtx {model.n_ctx} is more than the model was trained on "
             f"({shape.n_ctx_train})"
         )
-    report.add(
+    return report.add(
         "memory",
         status,
         text,
@@ -459,88 +467,185 @@ def diagnose(
 
 
 def _check_loaded_model(report: Report, settings: Settings, path: Path, measure: bool) -> None:
+    """Load the model and time it in a child process: a crash inside llama.cpp (it has
+    happened, in its AMX kernels) must become a finding, not the end of the doctor."""
+    from codegemma_lsp.engine.memory import available_bytes, gib
+    from codegemma_lsp.engine.registry import ModelShape, shape_of
+
+    model = dataclasses.replace(settings.model, path=str(path))
+    available = available_bytes()
+    outcome = run_probe(model, measure)
+    shape = shape_of(model.id) if not settings.model.path else None
+    if outcome.get("shape"):
+        shape = ModelShape(**outcome["shape"])
+    if "error" in outcome:
+        report.add("load", "fail", str(outcome["error"]))
+        if shape is not None:
+            check_memory(report, model, path.stat().st_size, shape, available)
+        return
+    tokens: dict[str, int] = outcome["fim_tokens"]
+    architecture = str(outcome["architecture"])
+    arch_status: Status = "ok" if architecture == "gemma" else "warn"
+    names = ", ".join(f"{k} {v}" for k, v in tokens.items())
+    text = f"loaded in {outcome['load_s']:.1f} s; architecture {architecture}; FIM tokens {names}"
+    if arch_status == "warn":
+        text += "\nCodeGemma is a gemma model: this one may not know CodeGemma's FIM format"
+    report.add(
+        "load",
+        arch_status,
+        text,
+        architecture=architecture,
+        fim_tokens=tokens,
+        seconds=outcome["load_s"],
+    )
+    layers = int(outcome["n_gpu_layers"])
+    shown_layers = "all" if layers < 0 else str(layers)
+    report.add(
+        "settings",
+        "info",
+        f"n_ctx {model.n_ctx}, threads {outcome['threads']}, n_gpu_layers {shown_layers}"
+        f" (model.gpuLayers {model.gpu_layers}), KV cache {model.kv_type}, "
+        f"flash attention {'on' if model.flash_attention else 'off'}, batch {model.batch}",
+        n_ctx=model.n_ctx,
+        threads=outcome["threads"],
+        n_gpu_layers=layers,
+        kv_type=model.kv_type,
+        flash_attention=model.flash_attention,
+    )
+    if shape is not None:
+        finding = check_memory(
+            report, model, path.stat().st_size, shape, available, on_cpu=layers == 0
+        )
+        peak = outcome.get("peak_rss")
+        if isinstance(peak, int) and finding is not None:
+            what = "loading and the speed test" if "speed" in outcome else "loading"
+            finding.text += f"\nmeasured: {what} peaked at {gib(peak)} resident"
+            finding.data["peak_rss"] = peak
+    speed = outcome.get("speed")
+    if isinstance(speed, dict):
+        status, verdict = speed_verdict(speed["prompt_tps"], speed["generate_tps"])
+        report.add(
+            "speed",
+            status,
+            f"prompt evaluation {speed['prompt_tps']:.0f} tokens/s, generation "
+            f"{speed['generate_tps']:.1f} tokens/s (measured on a short prompt)\n{verdict}",
+            prompt_tokens_per_s=round(speed["prompt_tps"], 1),
+            generated_tokens_per_s=round(speed["generate_tps"], 2),
+        )
+    elif "speed_crash" in outcome:
+        report.add("speed", "fail", str(outcome["speed_crash"]))
+    elif measure:
+        report.add("speed", "warn", f"could not measure ({outcome.get('speed_error')})")
+
+
+_PROBE_CODE = "from codegemma_lsp.doctor import probe_main; probe_main()"
+
+
+def run_probe(model: ModelSettings, measure: bool, *, timeout_s: float = 600) -> dict[str, Any]:
+    """What :func:`probe_main` reports for ``model``, run in a child process; on a crash,
+    ``{"error": ...}`` naming the stage it crashed in."""
+    import json
+    import signal
+
+    request = json.dumps({"model": dataclasses.asdict(model), "measure": measure})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE_CODE],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"loading and timing the model took more than {timeout_s:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    stage = "starting"
+    partial: dict[str, Any] | None = None
+    for line in lines:
+        message = json.loads(line)
+        if "stage" in message:
+            stage = message["stage"]
+        elif "partial" in message:
+            partial = message["partial"]
+        elif "result" in message:
+            result: dict[str, Any] = message["result"]
+            return result
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        crash = (
+            f"llama.cpp crashed ({name}) while {stage}: this llama-cpp-python build "
+            "cannot run this model on this machine"
+        )
+        # A crash after the load still tells what the load found.
+        return {**partial, "speed_crash": crash} if partial else {"error": crash}
+    tail = " ".join(done.stderr.strip().splitlines()[-1:]) or f"exit code {done.returncode}"
+    return {"error": f"the model check failed while {stage}: {tail}"}
+
+
+def probe_main() -> None:
+    """The child's side of :func:`run_probe`: settings as JSON on stdin; one JSON line per
+    stage, then the result, on stdout (llama.cpp's own output goes to stderr)."""
+    import json
+    import os
+    import resource
+
     from codegemma_lsp.engine.base import EngineError
     from codegemma_lsp.engine.diagnose import loaded_model_report
     from codegemma_lsp.engine.host import make_backend
     from codegemma_lsp.engine.llama_backend import LlamaBackend, resolve_gpu_layers
-    from codegemma_lsp.engine.memory import available_bytes
-    from codegemma_lsp.engine.registry import shape_of
+    from codegemma_lsp.prompt import FimTokens
 
-    model = dataclasses.replace(settings.model, path=str(path))
-    available = available_bytes()
+    request = json.loads(sys.stdin.read())
+    model = ModelSettings(**request["model"])
+    private = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # llama.cpp writes to fd 1 while loading
+
+    def say(**message: Any) -> None:
+        private.write(json.dumps(message) + "\n")
+        private.flush()
+
+    say(stage="loading the model")
     try:
         backend = make_backend(model, snapshot_mb=0)
         started = time.perf_counter()
         backend.load()
         load_s = time.perf_counter() - started
     except EngineError as exc:
-        report.add("load", "fail", str(exc))
-        shape = shape_of(model.id) if not settings.model.path else None
-        if shape is not None:
-            check_memory(report, model, path.stat().st_size, shape, available)
+        say(result={"error": str(exc)})
         return
-    try:
-        assert isinstance(backend, LlamaBackend)
-        from codegemma_lsp.prompt import FimTokens  # the engine knows ids, the prompt their roles
+    assert isinstance(backend, LlamaBackend)
+    say(stage="reading its vocabulary")
+    fim = FimTokens.lookup(backend.tokenizer)
+    tokens = {
+        "<|fim_prefix|>": fim.fim_prefix,
+        "<|fim_middle|>": fim.fim_middle,
+        "<|fim_suffix|>": fim.fim_suffix,
+        "<|file_separator|>": fim.file_separator,
+    }
+    facts = loaded_model_report(backend.llama, tokens)
+    result: dict[str, Any] = {
+        "load_s": load_s,
+        "architecture": facts.architecture,
+        "fim_tokens": tokens,
+        "shape": dataclasses.asdict(facts.shape) if facts.shape else None,
+        "threads": backend.n_threads,
+        "n_gpu_layers": resolve_gpu_layers(model.gpu_layers),
+    }
+    if request["measure"]:
+        from codegemma_lsp.engine.speed import probe_llama
 
-        fim = FimTokens.lookup(backend.tokenizer)
-        tokens = {
-            "<|fim_prefix|>": fim.fim_prefix,
-            "<|fim_middle|>": fim.fim_middle,
-            "<|fim_suffix|>": fim.fim_suffix,
-            "<|file_separator|>": fim.file_separator,
-        }
-        facts = loaded_model_report(backend.llama, tokens)
-        arch_status: Status = "ok" if facts.architecture == "gemma" else "warn"
-        names = ", ".join(f"{k} {v}" for k, v in tokens.items())
-        text = f"loaded in {load_s:.1f} s; architecture {facts.architecture}; FIM tokens {names}"
-        if arch_status == "warn":
-            text += "\nCodeGemma is a gemma model: this one may not know CodeGemma's FIM format"
-        report.add(
-            "load",
-            arch_status,
-            text,
-            architecture=facts.architecture,
-            fim_tokens=tokens,
-            seconds=load_s,
-        )
-        layers = resolve_gpu_layers(model.gpu_layers)
-        shown_layers = "all" if layers < 0 else str(layers)
-        report.add(
-            "settings",
-            "info",
-            f"n_ctx {model.n_ctx}, threads {backend.n_threads}, n_gpu_layers {shown_layers}"
-            f" (model.gpuLayers {model.gpu_layers}), KV cache {model.kv_type}, "
-            f"flash attention {'on' if model.flash_attention else 'off'}, batch {model.batch}",
-            n_ctx=model.n_ctx,
-            threads=backend.n_threads,
-            n_gpu_layers=layers,
-            kv_type=model.kv_type,
-            flash_attention=model.flash_attention,
-        )
-        shape = facts.shape or shape_of(model.id)
-        if shape is not None:
-            check_memory(report, model, path.stat().st_size, shape, available)
-        if measure:
-            _check_speed(report, backend)
-    finally:
-        backend.close()
-
-
-def _check_speed(report: Report, backend: Any) -> None:
-    from codegemma_lsp.engine.speed import probe_llama
-
-    try:
-        speed = probe_llama(backend.llama)
-    except Exception as exc:
-        report.add("speed", "warn", f"could not measure ({type(exc).__name__}: {exc})")
-        return
-    status, verdict = speed_verdict(speed.prompt_tps, speed.generate_tps)
-    report.add(
-        "speed",
-        status,
-        f"prompt evaluation {speed.prompt_tps:.0f} tokens/s, generation "
-        f"{speed.generate_tps:.1f} tokens/s (measured on a short prompt)\n{verdict}",
-        prompt_tokens_per_s=round(speed.prompt_tps, 1),
-        generated_tokens_per_s=round(speed.generate_tps, 2),
-    )
+        result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        say(partial=result)
+        say(stage="evaluating a prompt and generating (the speed test)")
+        try:
+            speed = probe_llama(backend.llama)
+        except Exception as exc:
+            result["speed_error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            result["speed"] = {"prompt_tps": speed.prompt_tps, "generate_tps": speed.generate_tps}
+    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    say(result=result)
+    backend.close()

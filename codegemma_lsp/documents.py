@@ -782,11 +782,13 @@ class _Syntax:
         self._lock = threading.Lock()
         self._parser: tree_sitter.Parser | None = None
         self._trees: list[tuple[int, tree_sitter.Tree]] = []
+        self._late: int | None = None
+        """The revision whose parse ran out of time: it is not tried again."""
         self.disabled = False
 
     def tree_for(self, revision: int, source: SourceText) -> tree_sitter.Tree | None:
         """The tree of ``source``, the document's text at ``revision``."""
-        if self.disabled or source.has_long_line():
+        if self.disabled or self._late == revision or source.has_long_line():
             return None
         with self._lock:
             for kept_revision, kept in self._trees:
@@ -795,6 +797,7 @@ class _Syntax:
             old = self._edited_base(revision)
             tree = self._parse(source.encoded, old)
             if tree is None:
+                self._late = revision
                 if old is None:
                     self.disabled = True
                     log.info(
@@ -842,13 +845,15 @@ class DocumentSnapshot(_PositionMethods):
     """A document as it was at one version, safe to read from a worker thread while the
     event loop applies newer edits: everything in it is immutable.
 
-    :attr:`tree` is computed on first access (see :class:`_Syntax`), so read it on the
-    thread that may spend the time; the event loop never should."""
+    :attr:`tree` is parsed on first access (see :class:`_Syntax`), so read it on the
+    thread that may spend the time; the event loop never should. A snapshot does not hold
+    on to its tree: the document keeps its newest one, and a snapshot that outlives it (a
+    request superseded before its answer went out) parses again if it is asked again.
+    Then a storm of requests holds one tree, not one per request."""
 
     __slots__ = (
         "_syntax",
         "_tree",
-        "_tree_known",
         "encoding",
         "language",
         "revision",
@@ -876,7 +881,6 @@ class DocumentSnapshot(_PositionMethods):
         self.encoding = encoding
         self.source = source
         self._tree = tree
-        self._tree_known = syntax is None
         self._syntax = syntax
 
     def __repr__(self) -> str:
@@ -886,9 +890,8 @@ class DocumentSnapshot(_PositionMethods):
     def tree(self) -> tree_sitter.Tree | None:
         """The text's tree; None without a language, with a line over
         :data:`MAX_LINE_CHARS`, or when the parse ran past its deadline."""
-        if not self._tree_known and self._syntax is not None:
-            self._tree = self._syntax.tree_for(self.revision, self.source)
-            self._tree_known = True
+        if self._syntax is not None:
+            return self._syntax.tree_for(self.revision, self.source)
         return self._tree
 
 

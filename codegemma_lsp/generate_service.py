@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegemma_lsp.config import GenerateSettings, Settings
+from codegemma_lsp.config import GenerateSettings, ModelSettings, Settings
 from codegemma_lsp.documents import DocumentSnapshot, TreeEdit
 from codegemma_lsp.engine.base import Backend, CancelToken, EngineError, ModelLoadError
 from codegemma_lsp.engine.instruction_backends import (
@@ -38,6 +38,7 @@ from codegemma_lsp.generate import GenerateOutcome, GenerateTarget, run_generate
 
 log = logging.getLogger(__name__)
 
+REMOTE_BACKENDS = ("llama-server", "openai")
 AVAILABILITY_TTL_S = 10.0
 IDLE_CHECK_SLACK_S = 1.0
 """How long after the model could first be idle the unload check runs."""
@@ -48,24 +49,19 @@ BackendFactory = Callable[[GenerateSettings, Settings, Path | None], Backend]
 def default_backend_factory(
     generate: GenerateSettings, settings: Settings, path: Path | None
 ) -> Backend:
-    model = settings.model
-    return make_instruction_backend(
-        generate.backend,
-        path,
-        n_ctx=generate.n_ctx,
-        n_threads=model.threads or None,
-        n_batch=model.batch,
-    )
+    return make_instruction_backend(generate, settings.model, path)
 
 
 @dataclass(frozen=True)
 class _ModelKey:
+    """What the instruction model's backend is made from: a change means another one."""
+
     backend: str
     model: str
     quant: str
+    url: str | None
     n_ctx: int
-    threads: int
-    batch: int
+    completion_model: ModelSettings
 
 
 class GenerateService:
@@ -100,15 +96,15 @@ class GenerateService:
                 instruction_model_file(key.model, key.quant)
             except ModelLoadError as exc:
                 reason = str(exc)
+        elif key.backend in REMOTE_BACKENDS and not key.url:
+            reason = f"generate.backend {key.backend} needs generate.url, the engine's base URL"
         self._checked = (now, key, reason)
         return reason
 
     def _key(self) -> _ModelKey:
         settings = self.settings()
         g = settings.generate
-        return _ModelKey(
-            g.backend, g.model, g.quant, g.n_ctx, settings.model.threads, settings.model.batch
-        )
+        return _ModelKey(g.backend, g.model, g.quant, g.url, g.n_ctx, settings.model)
 
     # ----- requests -------------------------------------------------------------
 
@@ -175,13 +171,17 @@ class GenerateService:
         path = None
         if generate.backend == "llama":
             path = instruction_model_file(generate.model, generate.quant)
+        elif generate.backend in REMOTE_BACKENDS:
+            # A remote engine's vocabulary may come from the file, where there is one.
+            with contextlib.suppress(ModelLoadError):
+                path = instruction_model_file(generate.model, generate.quant)
 
         def factory() -> Backend:
             return self._factory(generate, settings, path)
 
         self._model = InstructionModel(
             factory,
-            name=path.name if path is not None else generate.backend,
+            name=path.name if path is not None else f"{generate.backend} {generate.url or ''}",
             path=path,
             idle_unload_s=generate.idle_unload_s,
             clock=self._clock,

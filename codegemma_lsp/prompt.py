@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal, Protocol
 
 from codegemma_lsp.config import FimMode as FimMode
@@ -41,6 +42,7 @@ class SpecialLookup(Protocol):
     """What finding the special tokens needs of a tokenizer."""
 
     def special_id(self, text: str) -> int | None: ...
+
 
 FIM_PREFIX = "<|fim_prefix|>"
 FIM_MIDDLE = "<|fim_middle|>"
@@ -110,10 +112,17 @@ def tokenize_plain(
     tokenize: Tokenize, text: str, markers: Iterable[str] = MARKER_TEXTS
 ) -> list[int]:
     """Tokenize user text so that no marker text in it can become its special token."""
+    if not any(first in text for first in _first_characters(tuple(markers))):
+        return tokenize(text)  # the common case: no marker can be in it
     pieces = split_markers(text, markers)
     if len(pieces) == 1:
         return tokenize(text)
     return [token for piece in pieces for token in tokenize(piece)]
+
+
+@cache
+def _first_characters(markers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(marker[0] for marker in markers if marker)
 
 
 def split_markers(text: str, markers: Iterable[str]) -> list[str]:
@@ -295,7 +304,7 @@ def build_prompt(
     ]
     if budget is not None:
         _fit(segments, ids, budget)
-    return [token for piece in ids for token in piece]
+    return list(itertools.chain.from_iterable(ids))
 
 
 def _fit(segments: list[Segment], ids: list[list[int]], max_tokens: int) -> None:

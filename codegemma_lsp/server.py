@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -66,6 +67,7 @@ from codegemma_lsp.transport import (
     pump_stream,
     start_reader_thread,
 )
+from codegemma_lsp.user_numbers import FLUSH_S, TICK_S, UserNumbers
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,13 @@ BENCH_ORACLE_NOTIFICATION = "codegemma/benchOracle"
 PREWARM_DELAY_S = 0.25
 """How long ``didOpen`` messages must pause before the newest document is pre-warmed."""
 DOCUMENT_DIGEST_REQUEST = "codegemma/documentDigest"
+DEBUG_CLOCK_REQUEST = "codegemma/debugAdvanceClock"
+"""``serve --debug-clock`` only (tests): move the user numbers' clock on, then judge."""
+SLOW_ADVICE = (
+    "Run `codegemma-lsp doctor` to measure this machine; then try a smaller model or "
+    "quantisation (model.quant Q4_K_M or smaller), GPU layers (model.gpuLayers), or fewer "
+    "busy apps competing for the cores (model.threads)."
+)
 
 _SERVER_NOT_INITIALIZED = -32002
 _INVALID_REQUEST = -32600
@@ -238,6 +247,14 @@ class CodeGemmaServer(LanguageServer):
         self.service = CompletionService(
             self.host, self.worker, self.stats, lambda: self.settings, context=self.context_files
         )
+        self.service.on_slow = self.warn_slow
+        self.clock_offset_s = 0.0
+        """Added to the user numbers' clock (``codegemma/debugAdvanceClock``, tests only)."""
+        self.numbers = UserNumbers(
+            self.stats, self.documents.get, clock=lambda: time.monotonic() + self.clock_offset_s
+        )
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self._last_flush = time.monotonic()
         self.generator = GenerateService(lambda: self.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._prewarm_timer: asyncio.TimerHandle | None = None
@@ -430,6 +447,9 @@ class CodeGemmaServer(LanguageServer):
         """Cancel everything still running; never wait for the inference thread."""
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        self.numbers.finish()
         self.service.cancel_all()
         self.worker.shutdown()
         self.generator.close()
@@ -536,7 +556,11 @@ class CodeGemmaServer(LanguageServer):
 
     async def _load_with_progress(self) -> None:
         model = self.settings.model
-        fetch = await asyncio.get_running_loop().run_in_executor(None, needs_download, model)
+        fetch = None
+        if model.backend == "llama" and not model.path:
+            # A look into the HF cache (no network), off the event loop: the first one
+            # imports huggingface_hub.
+            fetch = await asyncio.get_running_loop().run_in_executor(None, needs_download, model)
         window = self.client_capabilities.window
         if window is not None and window.work_done_progress:
             token = f"codegemma-load-{uuid.uuid4()}"
@@ -604,6 +628,46 @@ class CodeGemmaServer(LanguageServer):
     def show(self, kind: types.MessageType, message: str) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
+    def warn_slow(self, median_ms: float) -> None:
+        """Say once, in the status and a message, that answers have become slow."""
+        message = (
+            f"completions are slow: the last 20 took {median_ms / 1000:.1f} s (median), more "
+            f"than completion.slowMs {self.settings.completion.slow_ms} ms. {SLOW_ADVICE}"
+        )
+        log.warning("%s", message)
+        status = self.host.status
+        self.protocol.notify(
+            STATUS_NOTIFICATION,
+            {"state": status.state, "model": status.model, "message": message, "slow": True},
+        )
+        self.show(types.MessageType.Warning, f"codegemma-lsp: {message}")
+
+    # ----- the user's numbers -----------------------------------------------------
+
+    def start_ticking(self) -> None:
+        """Every few seconds, judge accepted text old enough; every minute, flush the
+        numbers to today's file."""
+        if self._tick_timer is None and self._loop is not None:
+            self._tick_timer = self._loop.call_later(TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        self.numbers.tick()
+        if time.monotonic() - self._last_flush >= FLUSH_S:
+            self._last_flush = time.monotonic()
+            self.numbers.flush()
+        self.start_ticking()
+
+    def advance_clock(self, params: Any) -> dict[str, Any]:
+        """``codegemma/debugAdvanceClock`` {seconds}: the tests' way past the 30 s."""
+        seconds = params.get("seconds") if isinstance(params, dict) else None
+        if seconds is None:
+            seconds = getattr(params, "seconds", 0)
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+            self.clock_offset_s += float(seconds)
+        self.numbers.tick()
+        return self.stats.user_numbers()
+
     # ----- documents ------------------------------------------------------------
 
     def relative_path(self, uri: str) -> str | None:
@@ -657,9 +721,12 @@ class CodeGemmaServer(LanguageServer):
                 changes.append(TextChange(start, end, change.text))
             else:
                 changes.append(TextChange(None, None, change.text))
+        revision = document.revision
         clamped = document.apply_changes(changes, version=params.text_document.version)
         if clamped:
             log.warning("didChange: %d range(s) past the end of the document were clamped", clamped)
+        self.numbers.edited(document.uri, document.edits_since(revision) or [])
+        self.service.changed(document)
 
     def document_digest(self, uri: str) -> dict[str, Any] | None:
         """What we hold of a document, without its text: a check that our copy is the
@@ -727,7 +794,10 @@ class CodeGemmaServer(LanguageServer):
             log.debug("no completion: line longer than %d characters", MAX_LINE_CHARS)
             return None
         answer = await self.service.complete(document, resolved.offset, self.relative_path(uri))
-        return None if answer is None or not answer.text else (document, answer)
+        if answer is None or not answer.text:
+            return None
+        self.numbers.shown(uri, resolved.offset, answer.items)
+        return document, answer
 
     # ----- generation ----------------------------------------------------------------
 
@@ -739,10 +809,11 @@ class CodeGemmaServer(LanguageServer):
         kind = types.CodeActionKind.RefactorRewrite
         if only and not any(kind.value == k or kind.value.startswith(k + ".") for k in only):
             return []
+        # Editors ask on every cursor move: the cheap, cached check first.
+        if self.generator.unavailable_reason() is not None:
+            return []
         document = self.documents.get(uri)
         if document is None or self.completion_refusal(document) is not None:
-            return []
-        if self.generator.unavailable_reason() is not None:
             return []
         start, end = _range_offsets(document, selection)
         target = find_generate_target(document.snapshot(), start, end)
@@ -829,6 +900,9 @@ class CodeGemmaServer(LanguageServer):
             outcome.edit.lines if outcome.edit else 0,
             outcome.edit.whole if outcome.edit else "-",
         )
+        if self.settings.log.code:
+            log.info("generate instruction: %r", target.instruction)
+            log.info("generate answer: %r", generation.text if generation else "")
         if outcome.edit is None:
             return self._generate_failed(outcome.message or "the model wrote no code")
         return await self._apply_generated(uri, snapshot, outcome.edit)
@@ -949,28 +1023,41 @@ def _usable_path(path: str | None) -> TypeGuard[str]:
     return True
 
 
-def _accept_command(document: Document, answer: Answer) -> types.Command:
+def _accept_command(document: Document, suggestion_id: int) -> types.Command:
     return types.Command(
         title="Accept",
         command=ACCEPT_COMMAND,
-        arguments=[{"uri": document.uri, "id": answer.suggestion_id}],
+        arguments=[{"uri": document.uri, "id": suggestion_id}],
     )
 
 
-def _inline_item(
+def _inline_items(
     position: types.Position, document: Document, answer: Answer
-) -> types.InlineCompletionItem:
+) -> list[types.InlineCompletionItem]:
     # The range starts and ends at the cursor: VS Code and Neovim then render the
-    # whole insert text as ghost text after the cursor.
-    return types.InlineCompletionItem(
-        insert_text=answer.text,
-        range=types.Range(start=position, end=position),
-        command=_accept_command(document, answer),
-    )
+    # whole insert text as ghost text after the cursor. Several candidates are items in
+    # order, which editors cycle through.
+    return [
+        types.InlineCompletionItem(
+            insert_text=text,
+            range=types.Range(start=position, end=position),
+            command=_accept_command(document, suggestion_id),
+        )
+        for text, suggestion_id in answer.items
+    ]
+
+
+def _completion_items(
+    position: types.Position, document: Document, answer: Answer
+) -> list[types.CompletionItem]:
+    return [
+        _completion_item(position, document, text, suggestion_id, index)
+        for index, (text, suggestion_id) in enumerate(answer.items)
+    ]
 
 
 def _completion_item(
-    position: types.Position, document: Document, answer: Answer
+    position: types.Position, document: Document, answer_text: str, suggestion_id: int, index: int
 ) -> types.CompletionItem:
     # Completion UIs filter by the word before the cursor, so the edit replaces that
     # word with the word plus the completion, and the filter text starts with it.
@@ -980,23 +1067,23 @@ def _completion_item(
         start -= 1
     word = document.text[start:offset]
     start_line, start_char = document.position_at(start)
-    text = word + answer.text
-    label = text.split("\n", 1)[0].strip() or answer.text.strip()[:60]
+    text = word + answer_text
+    label = text.split("\n", 1)[0].strip() or answer_text.strip()[:60]
     return types.CompletionItem(
         label=label[:80],
         kind=types.CompletionItemKind.Text,
         detail="codegemma",
         insert_text_format=types.InsertTextFormat.PlainText,
         filter_text=text,
-        sort_text="0",
-        preselect=True,
+        sort_text=str(index),
+        preselect=index == 0,
         text_edit=types.TextEdit(
             range=types.Range(
                 start=types.Position(line=start_line, character=start_char), end=position
             ),
             new_text=text,
         ),
-        command=_accept_command(document, answer),
+        command=_accept_command(document, suggestion_id),
     )
 
 
@@ -1052,10 +1139,19 @@ def create_server(
     environment: dict[str, Any] | None = None,
     *,
     bench_oracle: bool = False,
+    debug_clock: bool = False,
 ) -> CodeGemmaServer:
     """The server; ``bench_oracle`` (``serve --bench-oracle``, for ``bench replay`` only)
-    accepts ``codegemma/benchOracle``, which tells what the typist types next."""
+    accepts ``codegemma/benchOracle``, which tells what the typist types next;
+    ``debug_clock`` (``serve --debug-clock``, tests only) accepts
+    ``codegemma/debugAdvanceClock``, which moves the user numbers' clock on."""
     server = CodeGemmaServer(command_line, environment)
+    if debug_clock:
+
+        @server.feature(DEBUG_CLOCK_REQUEST)
+        def advance_clock(ls: CodeGemmaServer, params: Any) -> dict[str, Any]:
+            return ls.advance_clock(params)
+
     if bench_oracle:
         server.service.oracle = OracleBook()
 
@@ -1077,6 +1173,7 @@ def create_server(
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeGemmaServer, params: types.InitializedParams) -> None:
         ls._loop = asyncio.get_running_loop()
+        ls.start_ticking()
         await ls.pull_workspace_settings()
         ls.apply_settings()
 
@@ -1107,6 +1204,7 @@ def create_server(
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.numbers.closing(params.text_document.uri)
         ls.service.forget(params.text_document.uri)
         ls.generator.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
@@ -1126,8 +1224,7 @@ def create_server(
         found = await ls.complete(params.text_document.uri, params.position)
         if found is None:
             return types.InlineCompletionList(items=[])
-        ls.stats.shown += 1
-        return types.InlineCompletionList(items=[_inline_item(params.position, *found)])
+        return types.InlineCompletionList(items=_inline_items(params.position, *found))
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
     async def completion(
@@ -1136,17 +1233,16 @@ def create_server(
         found = await ls.complete(params.text_document.uri, params.position)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        ls.stats.shown += 1
         # Incomplete: the next keystroke must ask again rather than filter a stale list.
         return types.CompletionList(
-            is_incomplete=True, items=[_completion_item(params.position, *found)]
+            is_incomplete=True, items=_completion_items(params.position, *found)
         )
 
     @server.command(ACCEPT_COMMAND)
     def accept(ls: CodeGemmaServer, *args: Any) -> None:
-        ls.stats.accepted += 1
         argument = _command_argument(args)
         log.debug("accepted suggestion %s", argument.get("id"))
+        ls.numbers.accepted(str(argument.get("uri", "")), argument.get("id"))
         document = ls.documents.get(str(argument.get("uri", "")))
         suggestion_id = argument.get("id")
         if document is not None and isinstance(suggestion_id, int):
@@ -1166,7 +1262,10 @@ def create_server(
 
     @server.command(ACCEPT_PARTIAL_COMMAND)
     def accept_partial(ls: CodeGemmaServer, *args: Any) -> None:
-        ls.stats.accepted_partially += 1
+        argument = _command_argument(args)
+        chars = argument.get("chars")
+        count = chars if isinstance(chars, int) and not isinstance(chars, bool) else 0
+        ls.numbers.accepted(str(argument.get("uri", "")), argument.get("id"), count)
 
     @server.feature(STATS_REQUEST)
     def stats(ls: CodeGemmaServer, params: Any) -> dict[str, Any]:
@@ -1181,6 +1280,7 @@ def create_server(
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeGemmaServer, params: None) -> None:
+        ls.numbers.finish()
         ls.service.cancel_all()
         ls.host.close()
         ls.generator.close()

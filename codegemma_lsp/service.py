@@ -4,7 +4,9 @@ It sits between the LSP handlers and the pipeline. For each request it:
 
 1. cancels the previous request for the same document (the newest wins);
 2. answers from the suggestion cache when the user typed what was suggested;
-3. joins a precomputed completion already running for the same place;
+3. joins a precomputed completion already running for the same place, or the
+   generation an earlier request started when the user has typed a start of what it
+   is producing (:mod:`codegemma_lsp.running`: it goes on instead of being cancelled);
 4. otherwise runs :func:`~codegemma_lsp.completion.run_completion` on the
    inference thread, with the document's last window carried through the edits
    made since, so the prompt's start stays put and its KV cache is reused.
@@ -58,6 +60,7 @@ from codegemma_lsp.documents import Document, DocumentSnapshot
 from codegemma_lsp.engine.base import Backend, CancelToken, EngineError, Generation
 from codegemma_lsp.engine.host import ModelHost
 from codegemma_lsp.engine.worker import InferenceWorker
+from codegemma_lsp.first_line import next_line_insert
 from codegemma_lsp.oracle import OracleBook
 from codegemma_lsp.pacing import (
     PAUSE_MIN_MS,
@@ -67,9 +70,11 @@ from codegemma_lsp.pacing import (
     paced_settings,
     pins_of,
 )
+from codegemma_lsp.running import Progress, RunningGeneration
 from codegemma_lsp.stats import RequestRecord, Source, Stats
-from codegemma_lsp.suggestions import Suggestion, SuggestionStore
-from codegemma_lsp.syntax.cutpoints import Window
+from codegemma_lsp.suggestions import CONTEXT_CHARS, Suggestion, SuggestionStore
+from codegemma_lsp.syntax.cutpoints import Window, shift_window
+from codegemma_lsp.syntax.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,18 @@ current_request_id: ContextVar[int | str | None] = ContextVar("request_id", defa
 class Answer:
     text: str
     suggestion_id: int
+    others: tuple[tuple[str, int], ...] = ()
+    """The other candidates to cycle through: (text, suggestion id), in order."""
+
+    @property
+    def items(self) -> list[tuple[str, int]]:
+        return [(self.text, self.suggestion_id), *self.others]
+
+    @classmethod
+    def of(cls, found: list[tuple[Suggestion, str]]) -> Answer:
+        """The answer from cache hits: (suggestion, text to insert), first one first."""
+        (first, text), *others = found
+        return cls(text, first.id, tuple((rest, item.id) for item, rest in others))
 
 
 @dataclass
@@ -100,6 +117,9 @@ class _Rest:
 
 WARM_AFTER_S = PAUSE_MIN_MS / 1000
 """How long the user must pause after an answer before the next place is warmed."""
+NEXT_LINE_MAX_CHARS = 50_000
+"""The next line is computed on a copy of the document, parsed afresh on the inference
+thread: past this size the parse could hold up a request."""
 
 
 class CompletionService:
@@ -122,11 +142,16 @@ class CompletionService:
         self._inflight: dict[str, asyncio.Task[Any]] = {}
         self._precomputed: dict[str, _Precompute] = {}
         self._rests: dict[str, _Rest] = {}
+        self._running: dict[str, RunningGeneration] = {}
+        """Each document's request generation while it runs (:mod:`codegemma_lsp.running`)."""
         self._warm_timers: dict[str, asyncio.TimerHandle] = {}
         self.pauses = PauseTracker()
         self.oracle: OracleBook | None = None
         """Benchmark only (``serve --bench-oracle``): what the typist types next."""
         self._pacing: Pacing | None = None
+        self.on_slow: Callable[[float], None] | None = None
+        """Called once (per model) when the median latency passes ``completion.slowMs``."""
+        self._slow_warned = False
 
     # ----- pacing ---------------------------------------------------------------
 
@@ -143,8 +168,13 @@ class CompletionService:
         speed = getattr(self.host.status, "speed", None)
         pacing = derive_pacing(speed, self.pauses.median_ms(), pins_of(self.settings()))
         if pacing != self._pacing:
+            # The time budget follows every few pauses; the rest changes once per load.
+            same = (
+                self._pacing is not None
+                and replace(self._pacing, time_budget_ms=pacing.time_budget_ms) == pacing
+            )
+            log.log(logging.DEBUG if same else logging.INFO, "pacing: %s", pacing.describe())
             self._pacing = pacing
-            log.info("pacing: %s", pacing.describe())
         return pacing
 
     def paced_settings(self) -> Settings:
@@ -183,16 +213,14 @@ class CompletionService:
         if timer is not None:
             timer.cancel()
         if settings.engine.cache:
-            hit = self.suggestions.lookup(uri, document.text, cursor)
-            if hit is not None:
-                item, rest = hit
+            hits = self.suggestions.lookup_candidates(uri, document.text, cursor)
+            if hits:
                 elapsed = (time.perf_counter() - received) * 1000
-                self.stats.record(
-                    RequestRecord.from_generation(
-                        uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
-                    )
+                record = RequestRecord.from_generation(
+                    uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
                 )
-                return Answer(rest, item.id)
+                self.stats.record(replace(record, shown_candidates=len(hits)))
+                return Answer.of(hits)
         backend = self.host.backend
         if backend is None:
             log.debug("no completion: model %s", self.host.status.state)
@@ -200,10 +228,17 @@ class CompletionService:
         block_rest = self._joinable_rest(document, cursor) if settings.engine.cache else None
         if block_rest is not None:
             return await self._answer_from_rest(block_rest, document, cursor, received, request_id)
+        running = self._running.get(uri) if settings.engine.cache else None
+        if running is not None and running.joinable(document.text, cursor):
+            answer = await self._join(running, document, cursor, received, request_id)
+            if answer is not None:
+                return answer
+            # The generation ended where what was typed leaves nothing to show: start anew.
         snapshot = document.snapshot()
         joined = self._joinable_precompute(document, cursor)
         job: Future[CompletionOutcome] | None = None
         token: CancelToken | None = None
+        mine: RunningGeneration | None = None
         before_ms = (time.perf_counter() - received) * 1000
         try:
             if joined is not None:
@@ -217,9 +252,12 @@ class CompletionService:
                     first_line=settings.completion.multi_line == "on",
                     oracle=self._oracle_at(document, cursor),
                 )
+                progress = Progress()
                 job, token = self.worker.submit(
-                    uri, self._answer_job(query, backend, settings, snapshot)
+                    uri, self._answer_job(query, backend, settings, snapshot, progress)
                 )
+                mine = RunningGeneration.at(snapshot.text, cursor, job, token, progress)
+                self._running[uri] = mine
                 outcome = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             total = (time.perf_counter() - received) * 1000
@@ -230,10 +268,17 @@ class CompletionService:
                 )
                 self.stats.record(record)
             else:
-                token.cancel()
-                self._record_when_stopped(job, uri, total, request_id, snapshot.revision)
+                if not self._orphan(mine, document):
+                    token.cancel()
+                running, text = mine, snapshot.text
+
+                def then(outcome: CompletionOutcome | None) -> None:
+                    self._orphan_done(uri, running, text, cursor, outcome)
+
+                self._record_when_stopped(job, uri, total, request_id, snapshot.revision, then)
             raise
         except EngineError as exc:
+            self._settle(uri, mine)
             # The engine failed (a remote server down or refusing): no ghost text. A
             # remote backend has put the reason in codegemma/status; the record counts it.
             log.warning("no completion: %s", exc)
@@ -243,6 +288,8 @@ class CompletionService:
             return None
         after = time.perf_counter()
         self._remember_window(uri, snapshot.revision, outcome)
+        if outcome.cancelled or not outcome.texts:
+            self._settle(uri, mine)
         if outcome.cancelled:
             # Superseded on the worker side before this task saw its cancel.
             total = (time.perf_counter() - received) * 1000
@@ -261,13 +308,18 @@ class CompletionService:
         handler_ms = before_ms + (time.perf_counter() - after) * 1000
         self._record(uri, outcome, received, handler_ms, request_id)
         if not outcome.text:
+            if outcome.plan.scope is Scope.LINE:
+                self._precompute_next_line(document, snapshot, cursor, path, settings, backend)
             return None
-        added = self.suggestions.add(uri, snapshot.text, cursor, outcome.text)
+        added, *others = self.suggestions.add_candidates(
+            uri, snapshot.text, cursor, list(outcome.texts)
+        )
+        self._settle(uri, mine)
         if has_rest(outcome):
             self._start_rest(added, snapshot, outcome, backend)
         else:
             self._schedule_warm(document, snapshot, cursor, outcome, backend)
-        return Answer(outcome.text, added.id)
+        return Answer(added.text, added.id, tuple((s.text, s.id) for s in others))
 
     def _oracle_at(self, document: Document, cursor: int) -> str | None:
         if self.oracle is None:
@@ -280,13 +332,16 @@ class CompletionService:
         backend: Backend,
         settings: Settings,
         snapshot: DocumentSnapshot,
+        progress: Progress | None = None,
     ) -> Callable[[CancelToken], CompletionOutcome]:
         """The request's work on the inference thread: the pipeline, and, for a block whose
-        first line cannot stand alone, the rest of the block right after it."""
+        first line cannot stand alone, the rest of the block right after it. ``progress``
+        sees the first candidate's text as it is generated, for joins."""
         context = self.context
+        on_text = progress.update if progress is not None else None
 
         def job(cancel: CancelToken) -> CompletionOutcome:
-            outcome = run_completion(query, backend, settings, cancel, context)
+            outcome = run_completion(query, backend, settings, cancel, context, on_text=on_text)
             if has_rest(outcome) and not shows_first_line(outcome, snapshot):
                 rest = generate_rest(outcome, snapshot, backend, cancel)
                 if rest is not None and rest.generation is not None:
@@ -378,6 +433,67 @@ class CompletionService:
 
     # ----- warming the next place -------------------------------------------------
 
+    def _precompute_next_line(
+        self,
+        document: Document,
+        snapshot: DocumentSnapshot,
+        cursor: int,
+        path: str | None,
+        settings: Settings,
+        backend: Backend,
+    ) -> None:
+        """At the end of a line of code with nothing to offer there, compute in the
+        background the suggestion for the next line, as if Enter had been pressed: the
+        request after the user presses it (the editor indenting as predicted) is answered
+        from the cache, or waits for the job."""
+        insert = next_line_insert(snapshot.text, cursor)
+        if insert is None or not settings.engine.cache or len(snapshot.text) > NEXT_LINE_MAX_CHARS:
+            return
+        uri = snapshot.uri
+        text = snapshot.text
+        ahead = Document(uri, text[:cursor] + insert + text[cursor:], language=snapshot.language)
+        window = self._previous_window(document)
+        if window is not None:
+            at = snapshot.byte_at_offset(cursor)
+            window = shift_window(window, at, at, at + len(insert.encode("utf-8")))
+        oracle = None
+        if self.oracle is not None:
+            told = self.oracle.typed_at(uri, snapshot.revision, cursor)
+            oracle = told[len(insert) :] if told.startswith(insert) else ""
+        query = CompletionQuery(
+            ahead.snapshot(), cursor + len(insert), path, window, first_line=True, oracle=oracle
+        )
+        context = self.context
+
+        def job(cancel: CancelToken) -> CompletionOutcome | None:
+            return run_completion(query, backend, settings, cancel, context)
+
+        future, _ = self.worker.submit(f"next:{uri}", job, background=True)
+        wrapped = asyncio.wrap_future(future)
+        enter = Suggestion(
+            id=0,
+            anchor=cursor,
+            text=insert,
+            before=text[max(0, cursor - CONTEXT_CHARS) : cursor],
+            after=text[cursor : cursor + CONTEXT_CHARS],
+        )
+        self._rests[uri] = _Rest(enter, wrapped)
+        started = time.perf_counter()
+
+        def store(done: asyncio.Future[CompletionOutcome | None]) -> None:
+            if self._rests.get(uri) is not None and self._rests[uri].future is done:
+                del self._rests[uri]
+            if done.cancelled() or done.exception() is not None:
+                return
+            outcome = done.result()
+            if outcome is None:
+                return
+            self._record_background(uri, "precompute", started, outcome)
+            if outcome.text and not outcome.cancelled:
+                self.suggestions.add(uri, text, cursor, insert + outcome.text)
+
+        wrapped.add_done_callback(store)
+
     def _schedule_warm(
         self,
         document: Document,
@@ -426,12 +542,13 @@ class CompletionService:
         total_ms: float,
         request_id: int | str | None,
         revision: int,
+        then: Callable[[CompletionOutcome | None], None] | None = None,
     ) -> None:
         """Record a cancelled job once it has stopped, with the tokens it evaluated.
 
         Its window is remembered as well: its prompt, or the part evaluated before
         the cancel, is what the KV cache now holds, so the next request should
-        keep that window's cuts.
+        keep that window's cuts. ``then`` gets the outcome afterwards (None: none).
         """
         loop = asyncio.get_running_loop()
 
@@ -449,12 +566,90 @@ class CompletionService:
             self.stats.record(record)
             if outcome is not None:
                 self._remember_window(uri, revision, outcome)
+            if then is not None:
+                then(outcome)
 
         def on_worker_thread(done: Future[CompletionOutcome]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the server is exiting
                 loop.call_soon_threadsafe(stopped, done)
 
         job.add_done_callback(on_worker_thread)
+
+    # ----- joining a running generation -------------------------------------------
+
+    def _orphan(self, running: RunningGeneration | None, document: Document) -> bool:
+        """The request that started ``running`` is gone: keep the generation going for a
+        request that may join it, unless the text already rules it out."""
+        if running is None or self._running.get(document.uri) is not running:
+            return False
+        if running.token.cancelled or running.contradicted(document.text):
+            self._settle(document.uri, running)
+            return False
+        running.orphaned = True
+        return True
+
+    def _orphan_done(
+        self,
+        uri: str,
+        running: RunningGeneration | None,
+        text: str,
+        cursor: int,
+        outcome: CompletionOutcome | None,
+    ) -> None:
+        """An orphaned generation ended: its candidates go to the cache, for its joiners
+        and for the next request at that place."""
+        if running is None:
+            return
+        if running.orphaned and outcome is not None and not outcome.cancelled and outcome.texts:
+            self.suggestions.add_candidates(uri, text, cursor, list(outcome.texts))
+        self._settle(uri, running)
+
+    def _settle(self, uri: str, running: RunningGeneration | None) -> None:
+        if running is None:
+            return
+        running.settle()
+        if self._running.get(uri) is running:
+            del self._running[uri]
+
+    def changed(self, document: Document) -> None:
+        """After an edit: stop an orphaned generation that the text now rules out."""
+        running = self._running.get(document.uri)
+        if running is not None and running.orphaned and running.contradicted(document.text):
+            running.token.cancel()
+            self._settle(document.uri, running)
+
+    async def _join(
+        self,
+        running: RunningGeneration,
+        document: Document,
+        cursor: int,
+        received: float,
+        request_id: int | str | None,
+    ) -> Answer | None:
+        """Wait for the running generation the user is typing into, then answer with the
+        rest of its candidates from the cache (None: nothing left to show)."""
+        uri = document.uri
+        running.joiners += 1
+        try:
+            await asyncio.shield(running.settled)
+        except asyncio.CancelledError:
+            total = (time.perf_counter() - received) * 1000
+            record = RequestRecord.from_generation(
+                uri, "cache", total, None, cancelled=True, request_id=request_id
+            )
+            self.stats.record(replace(record, joined=True))
+            raise
+        finally:
+            running.joiners -= 1
+        hits = self.suggestions.lookup_candidates(uri, document.text, cursor)
+        if not hits:
+            return None
+        elapsed = (time.perf_counter() - received) * 1000
+        record = RequestRecord.from_generation(
+            uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
+        )
+        self.stats.record(replace(record, joined=True, shown_candidates=len(hits)))
+        return Answer.of(hits)
 
     def _joinable_precompute(
         self, document: Document, cursor: int
@@ -499,7 +694,9 @@ class CompletionService:
             handler_ms=handler_ms,
             request_id=request_id,
         )
+        record = replace(record, shown_candidates=len(outcome.texts), suppressed=outcome.suppressed)
         self.stats.record(record)
+        self._check_slow()
         plan = outcome.plan
         window = plan.window
         log.info(
@@ -607,7 +804,18 @@ class CompletionService:
             )
         )
 
+    def _check_slow(self) -> None:
+        """Tell the server once when answers have become slow (``completion.slowMs``)."""
+        limit = self.settings().completion.slow_ms
+        median = self.stats.slow_median_ms()
+        if self._slow_warned or limit <= 0 or median is None or median <= limit:
+            return
+        self._slow_warned = True
+        if self.on_slow is not None:
+            self.on_slow(median)
+
     def forget(self, uri: str) -> None:
+        self._settle(uri, self._running.get(uri))
         self.worker.cancel(uri)
         for kind in ("prewarm", "next", "rest", "warm"):
             self.worker.cancel(f"{kind}:{uri}")
@@ -628,11 +836,14 @@ class CompletionService:
         self._windows.clear()
         self._precomputed.clear()
         self._rests.clear()
+        self._slow_warned = False
         for timer in self._warm_timers.values():
             timer.cancel()
         self._warm_timers.clear()
 
     def cancel_all(self) -> None:
+        for uri, running in list(self._running.items()):
+            self._settle(uri, running)
         self.worker.cancel_all()
         for task in list(self._inflight.values()):
             task.cancel()

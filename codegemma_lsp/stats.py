@@ -1,4 +1,9 @@
-"""Local usage counts and per-request figures: kept in memory only; nothing leaves the machine."""
+"""Local usage counts and per-request figures: kept in memory; nothing leaves the machine.
+
+The user's own numbers (shown, accepted, characters accepted and still there 30 s later,
+latency, answers from the cache or a join) are also added to a small file per day in the
+user's state directory (:mod:`codegemma_lsp.usage`), when the server flushes them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from codegemma_lsp.engine.base import Generation
+from codegemma_lsp.retention import RetentionTracker
 
 Source = Literal["model", "cache", "none", "prewarm", "precompute"]
 """Who answered a request; "prewarm" and "precompute" mark background work, not requests."""
@@ -66,6 +72,17 @@ class RequestRecord:
     build_prompt_ms: float = 0.0
     truncate_ms: float = 0.0
     stop_check_ms: float = 0.0
+    candidates: int = 0
+    """Candidates generated from the one prompt evaluation (0: no generation)."""
+    alternative_tokens: int = 0
+    """Tokens generated for the candidates after the first (not in ``generated_tokens``)."""
+    shown_candidates: int = 0
+    """Candidates in the answer, after truncation, repeats and ``minConfidence``."""
+    suppressed: int = 0
+    """Candidates left unshown for their low confidence."""
+    joined: bool = False
+    """Answered by joining a generation already running for this place (source "cache":
+    no generation of its own; the joined one is recorded by the request that started it)."""
 
     @classmethod
     def from_generation(
@@ -121,7 +138,13 @@ class RequestRecord:
             stop_reason=generation.stop_reason,
             drafted_tokens=generation.drafted_tokens,
             accepted_drafts=generation.accepted_drafts,
+            candidates=1 + len(generation.alternatives),
+            alternative_tokens=sum(a.generated_tokens for a in generation.alternatives),
         )
+
+
+SLOW_WINDOW = 20
+"""The slow-server warning looks at the median latency of this many model answers."""
 
 
 @dataclass
@@ -131,12 +154,97 @@ class Stats:
     accepted_partially: int = 0
     records: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=5000))
     cancel_latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
+    retention: RetentionTracker = field(default_factory=RetentionTracker)
+    answered: int = 0
+    """Requests answered (not cancelled), whoever answered: the daily file's ``requests``."""
+    cache_answers: int = 0
+    joined_answers: int = 0
+    suppressed: int = 0
+    unflushed_latencies_ms: list[float] = field(default_factory=list)
+    """Latencies of answered requests since the last flush to the daily file."""
+    model_latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=SLOW_WINDOW))
+    """The latest model answers' latencies, for the slow-server warning."""
+    _flushed: dict[str, int] = field(default_factory=dict)
 
     def record(self, record: RequestRecord) -> None:
         self.records.append(record)
+        if record.source in BACKGROUND or record.cancelled:
+            return
+        self.answered += 1
+        self.suppressed += record.suppressed
+        if record.joined:
+            self.joined_answers += 1
+        elif record.source == "cache":
+            self.cache_answers += 1
+        elif record.source == "model" and record.stop_reason != "error":
+            self.model_latencies_ms.append(record.total_ms)
+        self.unflushed_latencies_ms = [*self.unflushed_latencies_ms, record.total_ms][-2000:]
 
     def record_cancel_latency(self, ms: float) -> None:
         self.cancel_latencies_ms.append(ms)
+
+    def slow_median_ms(self) -> float | None:
+        """The median latency of the last :data:`SLOW_WINDOW` model answers, once there are
+        that many (None before)."""
+        if len(self.model_latencies_ms) < SLOW_WINDOW:
+            return None
+        return percentile(list(self.model_latencies_ms), 0.5)
+
+    def counts(self) -> dict[str, int]:
+        """The user's counters, as the daily file names them (:data:`usage.COUNTERS`)."""
+        retention = self.retention
+        return {
+            "requests": self.answered,
+            "shown": self.shown,
+            "accepted": self.accepted,
+            "accepted_partially": self.accepted_partially,
+            "accepted_chars": retention.accepted_chars,
+            "retained_chars": retention.retained_chars,
+            "judged_accepts": retention.judged,
+            "cache_answers": self.cache_answers,
+            "joined_answers": self.joined_answers,
+            "suppressed": self.suppressed,
+        }
+
+    def take_unflushed(self) -> tuple[dict[str, int], list[float]]:
+        """What changed since the last call: counter deltas and new latencies."""
+        counts = self.counts()
+        delta = {name: value - self._flushed.get(name, 0) for name, value in counts.items()}
+        self._flushed = counts
+        latencies, self.unflushed_latencies_ms = self.unflushed_latencies_ms, []
+        return {k: v for k, v in delta.items() if v}, latencies
+
+    def user_numbers(self) -> dict[str, Any]:
+        """This session's numbers, as ``codegemma-lsp stats`` shows a day's."""
+        retention = self.retention
+        answers = [r for r in self.records if r.source not in BACKGROUND and not r.cancelled]
+        latencies = [r.total_ms for r in answers]
+        return {
+            "shown": self.shown,
+            "accepted": self.accepted,
+            "accepted_partially": self.accepted_partially,
+            "accepted_chars": retention.accepted_chars,
+            "retained_chars": retention.retained_chars,
+            "judged_accepts": retention.judged,
+            "pending_accepts": retention.pending,
+            "retention": (
+                round(retention.retained_chars / retention.accepted_chars, 3)
+                if retention.accepted_chars
+                else 0.0
+            ),
+            "suppressed": self.suppressed,
+            "cache_answers": self.cache_answers,
+            "joined_answers": self.joined_answers,
+            "cache_or_join_share": (
+                round((self.cache_answers + self.joined_answers) / self.answered, 3)
+                if self.answered
+                else 0.0
+            ),
+            "latency_ms": {
+                "p50": round(percentile(latencies, 0.5), 1),
+                "p95": round(percentile(latencies, 0.95), 1),
+            },
+        }
 
     def summary(self, *, with_records: bool = False) -> dict[str, Any]:
         requests = [r for r in self.records if r.source not in BACKGROUND]
@@ -149,7 +257,8 @@ class Stats:
             "accepted_partially": self.accepted_partially,
             "acceptance_rate": self.accepted / self.shown if self.shown else 0.0,
             "requests": len(requests),
-            "cache_answers": sum(1 for r in answered if r.source == "cache"),
+            "cache_answers": sum(1 for r in answered if r.source == "cache" and not r.joined),
+            "joined_answers": sum(1 for r in answered if r.joined),
             "latency_ms": {
                 "count": len(latencies),
                 "p50": percentile(latencies, 0.5),
@@ -173,6 +282,7 @@ class Stats:
         errors = sum(1 for r in requests if r.stop_reason == "error")
         if errors:
             result["engine_errors"] = errors
+        result["user"] = self.user_numbers()
         if with_records:
             result["records"] = [asdict(r) for r in self.records]
             result["cancel_latencies_ms"] = cancels

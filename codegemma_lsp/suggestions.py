@@ -16,6 +16,7 @@ CONTEXT_CHARS = 256
 """How much text on each side of the anchor must be unchanged for a reuse."""
 
 PER_DOCUMENT = 4
+"""Places (anchors) remembered per document; each may hold several candidates."""
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,27 @@ class SuggestionStore:
         self._ids = itertools.count(1)
 
     def add(self, uri: str, text: str, anchor: int, suggestion: str) -> Suggestion:
-        item = Suggestion(
-            id=next(self._ids),
-            anchor=anchor,
-            text=suggestion,
-            before=text[max(0, anchor - CONTEXT_CHARS) : anchor],
-            after=text[anchor : anchor + CONTEXT_CHARS],
-        )
-        items = [s for s in self._by_uri.get(uri, []) if s.anchor != anchor]
-        self._by_uri[uri] = [item, *items][:PER_DOCUMENT]
-        return item
+        return self.add_candidates(uri, text, anchor, [suggestion])[0]
+
+    def add_candidates(
+        self, uri: str, text: str, anchor: int, suggestions: list[str]
+    ) -> list[Suggestion]:
+        """Remember the candidates for one place (the first is the one shown first); they
+        replace what the place held."""
+        before = text[max(0, anchor - CONTEXT_CHARS) : anchor]
+        after = text[anchor : anchor + CONTEXT_CHARS]
+        added = [
+            Suggestion(id=next(self._ids), anchor=anchor, text=s, before=before, after=after)
+            for s in suggestions
+        ]
+        items = [*added, *(s for s in self._by_uri.get(uri, []) if s.anchor != anchor)]
+        anchors: list[int] = []
+        for item in items:
+            if item.anchor not in anchors:
+                anchors.append(item.anchor)
+        kept = set(anchors[:PER_DOCUMENT])
+        self._by_uri[uri] = [item for item in items if item.anchor in kept]
+        return added
 
     def lookup(self, uri: str, text: str, cursor: int) -> tuple[Suggestion, str] | None:
         """The newest suggestion whose rest applies at ``cursor``, and that rest."""
@@ -82,6 +94,21 @@ class SuggestionStore:
             if rest is not None:
                 return item, rest
         return None
+
+    def lookup_candidates(self, uri: str, text: str, cursor: int) -> list[tuple[Suggestion, str]]:
+        """Like :meth:`lookup`, with the other candidates of the same place whose rest
+        also applies after what was typed (each rest once), in their order."""
+        first = self.lookup(uri, text, cursor)
+        if first is None:
+            return []
+        found = [first]
+        for item in self._by_uri.get(uri, []):
+            if item.anchor != first[0].anchor or item is first[0]:
+                continue
+            rest = item.rest_after_typing(text, cursor)
+            if rest is not None and all(rest != r for _, r in found):
+                found.append((item, rest))
+        return found
 
     def get(self, uri: str, suggestion_id: int) -> Suggestion | None:
         return next((s for s in self._by_uri.get(uri, []) if s.id == suggestion_id), None)

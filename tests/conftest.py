@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = [sys.executable, "-m", "codegemma_lsp", "serve"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _usage_files_stay_in_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by tests (they inherit this environment) write their daily usage
+    numbers under a temporary directory, never into the user's state directory."""
+    os.environ.setdefault(
+        "CODEGEMMA_LSP_STATE_DIR", str(tmp_path_factory.mktemp("codegemma-state"))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -462,9 +462,7 @@ class ContextIndex:
         settings = self.settings
         rel = self.workspace.rel(current)
         data = text.encode("utf-8", "surrogatepass")
-        links = (
-            self.resolver.resolve_each(spec, current, text, refs) if settings.max_depth else []
-        )
+        links = self.resolver.resolve_each(spec, current, text, refs) if settings.max_depth else []
         direct = tuple(self.workspace.allowed(p for _, paths in links for p in paths))
         nodes: dict[Path, _Node] = {}
         order = iter(range(1 << 30))

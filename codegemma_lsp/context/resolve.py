@@ -404,9 +404,7 @@ class Resolver:
         if re.fullmatch(r"[A-Za-z_]\w*", argument):
             # `mod name;` (or a bare `use name;`): a child module of the importer.
             owners = {str(options.get("module_file")), *_strings(options, "crate_roots", ())}
-            home = (
-                importer.parent if importer.name in owners else importer.parent / importer.stem
-            )
+            home = importer.parent if importer.name in owners else importer.parent / importer.stem
             found = self._rust_children(options, home, argument)
             if found is not None:
                 return [found]

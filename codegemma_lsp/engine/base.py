@@ -101,6 +101,13 @@ class GenerationPolicy:
     """False evaluates the whole prompt afresh (the benchmark's baseline)."""
     lookup_tokens: int = 0
     """Prompt-lookup draft length for speculative decoding (0: off)."""
+    candidates: int = 1
+    """How many texts to make from the one prompt: the first greedy, the others from the
+    next most likely first tokens (:attr:`Generation.alternatives`). A backend that cannot
+    make several makes one."""
+    on_text: Callable[[str], None] | None = field(default=None, compare=False)
+    """Called from the generating thread with the first candidate's text so far, after each
+    token, so that a request arriving meanwhile can see what is being produced."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,13 @@ class Generation:
     drafted_tokens: int = 0
     """Prompt-lookup draft tokens fed to the model, and of those, the ones it kept."""
     accepted_drafts: int = 0
+    logprobs: tuple[float, ...] = ()
+    """The log-probability of each generated token under the model's distribution (its
+    confidence, :mod:`codegemma_lsp.confidence`); empty when the backend gives none."""
+    alternatives: tuple[Generation, ...] = ()
+    """The other candidates (``policy.candidates`` > 1), made from the same evaluated prompt:
+    their text, stop reason, generated tokens and log-probabilities; no prompt cost of
+    their own. ``generated_tokens`` above counts the first candidate's tokens only."""
 
 
 class Backend(Protocol):

@@ -2,14 +2,20 @@
 
 ``python -m codegemma_lsp.engine.counted_server COUNT_FILE [llama_cpp.server flags...]``
 runs ``python -m llama_cpp.server`` in this process after wrapping ``Llama.generate``,
-which every completion goes through, so that each call appends one JSON line to
-``COUNT_FILE``: the prompt tokens it evaluated (those after the prefix its KV cache
-already held, computed as ``generate`` itself computes it), the tokens it generated,
-and the seconds it took. llama-server reports the same figures itself (``/metrics``);
-this server reports none, and its answers carry no timings.
+which every completion goes through, so that each call appends two JSON lines to
+``COUNT_FILE``: when it starts, the prompt tokens it is about to evaluate (those after
+the prefix its KV cache already holds, computed as ``generate`` itself computes it), and
+when it ends, the tokens it generated and the seconds it took. A prompt is counted once
+its evaluation starts, since nothing stops it before the first token. llama-server
+reports the same figures itself (``/metrics``); this server reports none, and its
+answers carry no timings.
 
 A generation stopped by a client that went away is counted too, when its generator
 is closed.
+
+``--no-repack`` (taken before the server's own flags) loads the weights without
+llama.cpp's repacking into extra buffer types, as llama-server's ``--no-repack``
+does: on some CPUs the repacked kernels crash in batched prompt evaluation.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def install_counter(path: Path) -> None:
             # As Llama.generate decides what it keeps: the last token is evaluated anyway.
             prefix = _common_prefix(self._input_ids.tolist(), list(tokens[:-1]))
         evaluated = len(tokens) - prefix
+        write({"evaluated": evaluated})
         started = time.perf_counter()
         generated = 0
         try:
@@ -53,20 +60,19 @@ def install_counter(path: Path) -> None:
                 generated += 1
                 yield token
         finally:
-            line = {
-                "evaluated": evaluated,
-                "generated": generated,
-                "seconds": time.perf_counter() - started,
-            }
-            with lock, path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(line) + "\n")
+            write({"generated": generated, "seconds": time.perf_counter() - started})
+
+    def write(entry: dict[str, float]) -> None:
+        with lock, path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
 
     llama_cpp.Llama.generate = generate  # type: ignore[method-assign,assignment]
 
 
 def read_counts(path: Path) -> dict[str, float]:
-    """The sums of a count file: evaluated and generated tokens, busy seconds, calls."""
-    totals = {"evaluated": 0.0, "generated": 0.0, "seconds": 0.0, "calls": 0.0}
+    """The sums of a count file: prompt tokens evaluated (or being evaluated), tokens
+    generated and busy seconds of the calls that ended, calls started and still running."""
+    totals = {"evaluated": 0.0, "generated": 0.0, "seconds": 0.0, "calls": 0.0, "running": 0.0}
     if not path.is_file():
         return totals
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -74,18 +80,45 @@ def read_counts(path: Path) -> dict[str, float]:
             entry = json.loads(line)
         except ValueError:
             continue
-        for key in ("evaluated", "generated", "seconds"):
-            totals[key] += float(entry.get(key, 0))
-        totals["calls"] += 1
+        if "evaluated" in entry:
+            totals["evaluated"] += float(entry["evaluated"])
+            totals["calls"] += 1
+            totals["running"] += 1
+        if "seconds" in entry:
+            totals["generated"] += float(entry.get("generated", 0))
+            totals["seconds"] += float(entry["seconds"])
+            totals["running"] -= 1
     return totals
+
+
+def disable_repack() -> None:
+    """Every model loads with ``use_extra_bufts`` off (no weight repacking)."""
+    import llama_cpp
+    import llama_cpp.llama
+
+    default = llama_cpp.llama_model_default_params
+
+    def without_repack() -> Any:
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    # Llama.__init__ reads it through the llama_cpp module it imported.
+    llama_cpp.llama.llama_cpp.llama_model_default_params = without_repack  # type: ignore[attr-defined]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        raise SystemExit("usage: python -m codegemma_lsp.engine.counted_server COUNT_FILE [flags]")
+        raise SystemExit(
+            "usage: python -m codegemma_lsp.engine.counted_server COUNT_FILE [--no-repack] [flags]"
+        )
     install_counter(Path(args[0]))
-    sys.argv = ["llama_cpp.server", *args[1:]]
+    rest = args[1:]
+    if rest[:1] == ["--no-repack"]:
+        disable_repack()
+        rest = rest[1:]
+    sys.argv = ["llama_cpp.server", *rest]
     runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 
 

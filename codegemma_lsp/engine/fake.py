@@ -56,7 +56,7 @@ class FakeTokenizer:
         self._texts = {token: text for text, token in specials.items()}
 
     def tokenize(self, text: str) -> list[int]:
-        return [BYTE_BASE + byte for byte in text.encode("utf-8", "surrogatepass")]
+        return list(map(BYTE_BASE.__add__, text.encode("utf-8", "surrogatepass")))
 
     def detokenize(self, ids: Sequence[int]) -> str:
         pieces: list[str] = []
@@ -97,7 +97,10 @@ class FakeBackend:
     counts the prompt tokens a KV cache would evaluate again (those after the
     common prefix with the key's previous prompt), so records look like a model's.
     ``delay_s`` is spread over the "tokens" so cancellation can be exercised:
-    the cancel flag is checked once per simulated token, as in the real backend.
+    the cancel flag is checked once per simulated token, as in the real backend, and
+    the policy's ``on_text`` sees the text grow token by token. ``alternatives`` are the
+    other candidates' texts (given when the policy asks for more than one), and
+    ``logprobs`` a per-token log-probability for each text (none: no confidence).
     """
 
     name = "fake"
@@ -109,8 +112,12 @@ class FakeBackend:
         delay_s: float = 0.0,
         tokens: int = 8,
         n_ctx: int = FAKE_N_CTX,
+        alternatives: Sequence[str] = (),
+        logprobs: Mapping[str, float] | None = None,
     ) -> None:
         self.text = text
+        self.alternatives = tuple(alternatives)
+        self.logprobs = dict(logprobs or {})
         self.delay_s = delay_s
         self.tokens = max(1, tokens)
         self._n_ctx = n_ctx
@@ -159,25 +166,41 @@ class FakeBackend:
         # As llama.cpp: the last prompt token is evaluated again for its logits.
         evaluated = len(ids) - min(_common_prefix(previous, ids), max(len(ids) - 1, 0))
         self._remember(policy.key, ids)
-        counts = {"prompt_tokens": len(ids), "evaluated_tokens": evaluated}
+        prompt_tokens, evaluated_tokens = len(ids), evaluated
         if policy.max_new_tokens <= 0:
-            return Generation(text="", stop_reason="length", **counts)
+            return Generation("", "length", prompt_tokens, evaluated_tokens)
         started = time.perf_counter()
         tokens = min(self.tokens, policy.max_new_tokens)
+        text = self.text
         for done in range(tokens):
             if cancel.cancelled:
-                return Generation("", "cancelled", generated_tokens=done, **counts)
+                return Generation("", "cancelled", prompt_tokens, evaluated_tokens, done)
             if self.delay_s:
                 time.sleep(self.delay_s / tokens)
+            if policy.on_text is not None:
+                policy.on_text(text[: len(text) * (done + 1) // tokens])
         if cancel.cancelled:
-            return Generation(text="", stop_reason="cancelled", **counts)
+            return Generation("", "cancelled", prompt_tokens, evaluated_tokens)
+        others = self.alternatives[: max(0, policy.candidates - 1)]
         return Generation(
-            text=self.text,
+            text=text,
             stop_reason="stop",
             generated_tokens=tokens,
             generate_ms=(time.perf_counter() - started) * 1000,
-            **counts,
+            logprobs=self._logprobs(text, tokens),
+            alternatives=tuple(
+                Generation(
+                    other, "stop", generated_tokens=tokens, logprobs=self._logprobs(other, tokens)
+                )
+                for other in others
+            ),
+            prompt_tokens=prompt_tokens,
+            evaluated_tokens=evaluated_tokens,
         )
+
+    def _logprobs(self, text: str, tokens: int) -> tuple[float, ...]:
+        logprob = self.logprobs.get(text)
+        return () if logprob is None else (logprob,) * tokens
 
     def _remember(self, key: str | None, ids: tuple[int, ...]) -> None:
         self._cached[key] = ids

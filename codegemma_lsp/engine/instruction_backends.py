@@ -12,10 +12,12 @@ line end as a model's generation loop does, so progress and cancel can be seen:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from codegemma_lsp.config import GenerateSettings, ModelSettings, parse_backend
 from codegemma_lsp.engine.base import (
     Backend,
     CancelToken,
@@ -64,40 +66,41 @@ def instruction_model_file(model: str, quant: str) -> Path:
     return found
 
 
-def make_instruction_backend(
-    kind: str,
-    model_path: Path | None,
-    *,
-    n_ctx: int,
-    n_threads: int | None = None,
-    n_batch: int = 256,
-) -> Backend:
-    """The backend ``generate.backend`` asks for: ``llama`` (with the resolved model file),
-    ``fake[:SECONDS]`` or ``scripted:PATH``; not loaded yet."""
-    if kind == "fake" or kind.startswith("fake:"):
-        delay = kind.partition(":")[2]
-        try:
-            return FakeInstructionBackend(delay_s=float(delay or 0), n_ctx=n_ctx)
-        except ValueError:
-            raise ModelLoadError(f"bad fake backend delay {delay!r}: use fake:SECONDS") from None
-    if kind.startswith("scripted:"):
-        return ScriptedInstructionBackend(Path(kind.removeprefix("scripted:")).expanduser())
-    if kind == "llama":
-        if model_path is None:
-            raise ModelLoadError("no instruction model file")
-        from codegemma_lsp.engine.llama_backend import LlamaBackend
+REMOTE_TIMEOUT_MS = 300_000
+"""A remote engine's limit on one generation: an answer takes far longer than a completion."""
 
-        # No KV snapshots: generation has one prompt at a time, and no document to go back to.
-        return LlamaBackend(
-            model_path=model_path,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_batch=n_batch,
-            snapshot_bytes=0,
-        )
-    raise ModelLoadError(
-        f"unknown generate.backend {kind!r}: use llama, fake[:SECONDS] or scripted:PATH"
+
+def make_instruction_backend(
+    generate: GenerateSettings, model: ModelSettings, path: Path | None
+) -> Backend:
+    """The backend ``generate.backend`` asks for, not loaded yet: ``llama`` (the file
+    ``path``, with the completion model's threads, batch and GPU settings), a remote
+    engine at ``generate.url`` (``path``, if any, gives the vocabulary), or a named fake."""
+    try:
+        choice = parse_backend(generate.backend)
+    except ValueError as exc:
+        raise ModelLoadError(f"generate.backend {generate.backend!r} {exc}") from None
+    if choice.kind == "fake":
+        return FakeInstructionBackend(delay_s=choice.delay_s, n_ctx=generate.n_ctx)
+    if choice.kind == "scripted":
+        return ScriptedInstructionBackend(Path(choice.path).expanduser())
+    if choice.kind == "llama" and path is None:
+        raise ModelLoadError("no instruction model file: set generate.model")
+    if choice.kind != "llama" and not generate.url:
+        raise ModelLoadError(f"generate.backend {choice.kind} needs generate.url")
+    from codegemma_lsp.engine.host import make_backend
+
+    settings = dataclasses.replace(
+        model,
+        path=str(path) if path is not None else None,
+        download=False,
+        backend=choice.kind,
+        url=generate.url,
+        timeout_ms=max(model.timeout_ms, REMOTE_TIMEOUT_MS),
+        n_ctx=generate.n_ctx,
     )
+    # No KV snapshots: generation has one prompt at a time, and no document to go back to.
+    return make_backend(settings, snapshot_mb=0)
 
 
 class FakeInstructionBackend(FakeBackend):

@@ -20,6 +20,16 @@ What this relies on in llama-cpp-python, none of it documented API:
 - ``Llama._batch.set_batch`` and ``Llama._ctx.decode``: checking a prompt-lookup
   draft needs the logits of every token in its batch, which ``Llama.eval`` does
   not ask for unless the whole model was made with ``logits_all``.
+- ``Llama`` takes no ``n_seq_max``: several candidates need a context with room for
+  several sequences in one unified KV cache, so the load sets them in the default
+  context parameters ``Llama`` starts from (:func:`_parallel_sequences`).
+
+Several candidates (``policy.candidates`` > 1) share the prompt's KV cells: sequence 0
+holds the prompt as always; ``llama_memory_seq_cp`` adds sequences 1..k-1 to the same
+cells (a unified cache copies nothing), and one ``llama_batch`` per step decodes one
+token of each candidate still going. Afterwards the other sequences' cells are removed,
+so that sequence 0 and ``Llama``'s bookkeeping hold the prompt and the first candidate,
+as after a single generation.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +69,8 @@ refuses a model without them at load time; how prompts use them is the pipeline'
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 DEFAULT_N_BATCH = 256
 UBATCH = 64
+MAX_CANDIDATES = 4
+"""Sequences the context is made with room for: the most candidates one request gets."""
 
 
 class LlamaBackend:
@@ -101,6 +113,8 @@ class LlamaBackend:
         self._abort_callback: Any = None
         self._holder: str | None = None
         """The document whose prompt the live KV cache holds."""
+        self.accelerated = False
+        """Whether layers run on a GPU (known once loaded): several candidates are then cheap."""
 
     @property
     def model_name(self) -> str:
@@ -140,7 +154,12 @@ class LlamaBackend:
 
         mark = log.mark()
         try:
-            with log.deferred(), _chat_templates_not_compiled():
+            with (
+                log.deferred(),
+                _chat_templates_not_compiled(),
+                _parallel_sequences(),
+                _weights_kept_plain_on_amx(),
+            ):
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
@@ -183,6 +202,7 @@ class LlamaBackend:
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         with self._lock:
             previous, self._llm, self._tokenizer = self._llm, llm, tokenizer
+            self.accelerated = resolve_gpu_layers(self.gpu_layers) != 0
         if previous is not None:
             previous.close()
 
@@ -235,6 +255,8 @@ class LlamaBackend:
         prompt_done = time.perf_counter()
         stop_reason: StopReason
         drafts = _Drafts()
+        logprobs: list[float] = []
+        alternatives: tuple[Generation, ...] = ()
         if llm.n_tokens < len(prompt):
             text, generated, stop_reason = "", 0, "cancelled"
         elif max_new <= 0:  # a pre-warm: the prompt is in the cache, nothing to generate
@@ -245,9 +267,15 @@ class LlamaBackend:
                 if policy.time_budget_ms is not None
                 else None
             )
-            text, generated, stop_reason = self._generate(
-                llm, tokenizer, policy, max_new, cancel, deadline, prompt, drafts
-            )
+            count = candidate_room(policy.candidates, len(prompt), max_new, self.n_ctx)
+            if count > 1:
+                text, generated, stop_reason, alternatives = self._generate_candidates(
+                    llm, tokenizer, policy, max_new, cancel, deadline, count, logprobs
+                )
+            else:
+                text, generated, stop_reason = self._generate(
+                    llm, tokenizer, policy, max_new, cancel, deadline, prompt, drafts, logprobs
+                )
         return Generation(
             text=text,
             stop_reason=stop_reason,
@@ -258,6 +286,8 @@ class LlamaBackend:
             generate_ms=(time.perf_counter() - prompt_done) * 1000,
             drafted_tokens=drafts.drafted,
             accepted_drafts=drafts.accepted,
+            logprobs=tuple(logprobs),
+            alternatives=alternatives,
         )
 
     def _switch_to(self, llm: llama_cpp.Llama, key: str | None) -> None:
@@ -328,6 +358,7 @@ class LlamaBackend:
         deadline: float | None,
         prompt: list[int],
         drafts: _Drafts,
+        logprobs: list[float],
     ) -> tuple[str, int, StopReason]:
         """Greedy decoding from the evaluated prompt: (text, tokens generated, stop reason).
 
@@ -335,6 +366,7 @@ class LlamaBackend:
         cold prompt still gets evaluated, and is then warm for the next request.
         With ``policy.lookup_tokens``, each step also feeds a prompt-lookup draft
         and keeps the tokens the model agrees with; the text is the same either way.
+        Each generated token's log-probability is appended to ``logprobs``.
         """
         import llama_cpp
         import numpy as np
@@ -360,6 +392,8 @@ class LlamaBackend:
                 llama_cpp.llama_get_logits_ith(llm.ctx, row), shape=(n_vocab,)
             )
             token = int(np.argmax(logits))
+            if token not in stop_ids:
+                logprobs.append(log_softmax_at(logits, token))
             if queued:
                 # The draft token after ``row`` is already in the cache: keep it only if
                 # the model chose it, else drop it and everything drafted after it.
@@ -387,6 +421,8 @@ class LlamaBackend:
                 text, finished = text[:end], "newline"
             elif generated >= max_new:
                 finished = "length"
+            if policy.on_text is not None:
+                policy.on_text(text)
             if finished is not None:
                 if queued:
                     trim_cache(llm, llm.n_tokens - len(queued))
@@ -413,6 +449,105 @@ class LlamaBackend:
                     return text, generated, "cancelled"
                 _forget_cache(llm)
                 raise EngineError(f"llama.cpp could not evaluate a token: {exc}") from exc
+
+    def _generate_candidates(
+        self,
+        llm: llama_cpp.Llama,
+        tokenizer: LlamaTokenizer,
+        policy: GenerationPolicy,
+        max_new: int,
+        cancel: CancelToken,
+        deadline: float | None,
+        count: int,
+        logprobs: list[float],
+    ) -> tuple[str, int, StopReason, tuple[Generation, ...]]:
+        """``count`` candidates from the evaluated prompt, decoded side by side.
+
+        The first is greedy; each other starts with the next most likely first token
+        (never an end token) and goes on greedily, in its own sequence over the shared
+        prompt cells. Returns the first as ``_generate`` does, and the others.
+        """
+        import llama_cpp
+        import numpy as np
+
+        n_vocab = llm.n_vocab()
+        stop_ids = policy.stop_ids | policy.end_ids
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        start = llm.n_tokens
+        first_logits = np.array(
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+        )
+        firsts = first_tokens(first_logits, count, stop_ids)
+        candidates = [_Candidate(seq) for seq in range(len(firsts))]
+        batch = llama_cpp.llama_batch_init(len(candidates), 0, 1)
+        try:
+            for seq in range(1, len(candidates)):
+                llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+            choices = [
+                (candidate, token, log_softmax_at(first_logits, token))
+                for candidate, token in zip(candidates, firsts, strict=True)
+            ]
+            while True:
+                going: list[tuple[_Candidate, int]] = []
+                for candidate, token, logprob in choices:
+                    if candidate.take(token, logprob, tokenizer, policy, max_new, stop_ids):
+                        going.append((candidate, token))
+                    if candidate.seq == 0 and policy.on_text is not None:
+                        policy.on_text(candidate.text)
+                if not going:
+                    break
+                if cancel.cancelled or (deadline is not None and time.perf_counter() > deadline):
+                    reason: StopReason = "cancelled" if cancel.cancelled else "time"
+                    for candidate, _ in going:
+                        candidate.stop = reason
+                    break
+                batch.n_tokens = len(going)
+                for i, (candidate, token) in enumerate(going):
+                    batch.token[i] = token
+                    batch.pos[i] = start + candidate.decoded
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = candidate.seq
+                    batch.logits[i] = True
+                status = llama_cpp.llama_decode(llm.ctx, batch)
+                if status != 0:
+                    if cancel.cancelled:  # the abort callback stopped it
+                        for candidate, _ in going:
+                            candidate.stop = "cancelled"
+                        break
+                    raise EngineError(f"llama.cpp could not evaluate the candidates: {status}")
+                choices = []
+                for i, (candidate, token) in enumerate(going):
+                    candidate.decoded += 1
+                    if candidate.seq == 0:
+                        llm.input_ids[llm.n_tokens] = token
+                        llm.n_tokens += 1
+                    logits = np.ctypeslib.as_array(
+                        llama_cpp.llama_get_logits_ith(llm.ctx, i), shape=(n_vocab,)
+                    )
+                    chosen = int(np.argmax(logits))
+                    choices.append((candidate, chosen, log_softmax_at(logits, chosen)))
+        except EngineError:
+            _forget_cache(llm)  # llama_decode failed; trust nothing in the cache
+            raise
+        finally:
+            for seq in range(1, len(candidates)):
+                llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)
+            # Sequence 0 keeps exactly what the bookkeeping says it holds.
+            llama_cpp.llama_memory_seq_rm(memory, 0, llm.n_tokens, -1)
+            llama_cpp.llama_batch_free(batch)
+        first, others = candidates[0], candidates[1:]
+        logprobs.extend(first.logprobs)
+        alternatives = tuple(
+            Generation(
+                text=c.text,
+                stop_reason=c.stop or "length",
+                generated_tokens=c.generated,
+                logprobs=tuple(c.logprobs),
+            )
+            for c in others
+        )
+        return first.text, first.generated, first.stop or "length", alternatives
 
 
 class LlamaTokenizer:
@@ -488,6 +623,144 @@ def check_vocabulary(tokenizer: LlamaTokenizer, llm: llama_cpp.Llama) -> None:
 class _Drafts:
     drafted: int = 0
     accepted: int = 0
+
+
+@dataclass
+class _Candidate:
+    """One candidate's state while candidates are decoded side by side."""
+
+    seq: int
+    text: str = ""
+    generated: int = 0
+    decoded: int = 0
+    """Its tokens in the KV cache, after the prompt."""
+    stop: StopReason | None = None
+    logprobs: list[float] = field(default_factory=list)
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+    def take(
+        self,
+        token: int,
+        logprob: float,
+        tokenizer: LlamaTokenizer,
+        policy: GenerationPolicy,
+        max_new: int,
+        stop_ids: frozenset[int],
+    ) -> bool:
+        """Add the chosen token, by the single generation's rules; True while it goes on."""
+        if token in stop_ids:
+            self.stop = "eos" if token in policy.end_ids else "stop"
+            return False
+        self.generated += 1
+        self.logprobs.append(logprob)
+        piece = self.decoder.decode(tokenizer.piece(token))
+        self.text += piece
+        if "\n" in piece and policy.stop_check is not None and policy.stop_check(self.text):
+            self.stop = "syntax"
+        elif policy.single_line and (end := single_line_end(self.text)) is not None:
+            self.text, self.stop = self.text[:end], "newline"
+        elif self.generated >= max_new:
+            self.stop = "length"
+        return self.stop is None
+
+
+def candidate_room(wanted: int, prompt_tokens: int, max_new: int, n_ctx: int) -> int:
+    """How many candidates to make: as many as wanted, up to :data:`MAX_CANDIDATES` and to
+    what the KV cache has room for (each candidate's tokens take cells of their own)."""
+    if wanted <= 1 or max_new <= 0:
+        return 1
+    room = (n_ctx - prompt_tokens) // max_new
+    return max(1, min(wanted, MAX_CANDIDATES, room))
+
+
+def first_tokens(logits: Any, count: int, stop_ids: frozenset[int]) -> list[int]:
+    """The greedy first token, then the next most likely ones that do not end the text:
+    the candidates' first tokens (fewer when the vocabulary runs short)."""
+    import numpy as np
+
+    greedy = int(np.argmax(logits))
+    wanted = count - 1
+    look = min(wanted + len(stop_ids) + 1, len(logits))
+    top = np.argpartition(logits, -look)[-look:]
+    ranked = [int(t) for t in top[np.argsort(-logits[top])]]
+    others = [t for t in ranked if t != greedy and t not in stop_ids][:wanted]
+    return [greedy, *others]
+
+
+def log_softmax_at(logits: Any, token: int) -> float:
+    """The log-probability of ``token`` under the softmax of one row of logits."""
+    import numpy as np
+
+    peak = float(np.max(logits))
+    return float(logits[token]) - peak - float(np.log(np.sum(np.exp(logits - peak))))
+
+
+@contextlib.contextmanager
+def _parallel_sequences() -> Iterator[None]:
+    """Make the context with room for :data:`MAX_CANDIDATES` sequences in one unified KV
+    cache (a split cache would give each sequence a fraction of ``n_ctx``). ``Llama``
+    starts its context parameters from ``llama_context_default_params``, so the load
+    changes those; :data:`_LOADING` (held by the chat-template patch) serialises loads."""
+    import llama_cpp.llama_cpp as low_level  # the module ``Llama`` reads it from
+
+    original = low_level.llama_context_default_params
+
+    def parallel() -> Any:
+        params = original()
+        params.n_seq_max = MAX_CANDIDATES
+        params.kv_unified = True
+        return params
+
+    low_level.llama_context_default_params = parallel
+    try:
+        yield
+    finally:
+        low_level.llama_context_default_params = original
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU reports Intel AMX (``amx_int8``/``amx_tile`` in /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return "amx_int8" in flags or "amx_tile" in flags
+
+
+@contextlib.contextmanager
+def _weights_kept_plain_on_amx() -> Iterator[None]:
+    """On a CPU with AMX, load without llama.cpp's extra weight buffers.
+
+    llama-cpp-python 0.3.36's llama.cpp moves Q4_K weights into an AMX buffer on such
+    CPUs, and its AMX matrix multiply then crashes the process in the first decode
+    (seen on a Xeon with amx_int8: SIGSEGV in ``ggml_backend_amx_mul_mat``). With
+    ``use_extra_bufts`` off the same file runs; only CPUs with AMX give up repacking.
+    """
+    if not cpu_has_amx():
+        yield
+        return
+    import llama_cpp.llama_cpp as low_level  # the module ``Llama`` reads it from
+
+    original = low_level.llama_model_default_params
+
+    def plain() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = plain
+    try:
+        yield
+    finally:
+        low_level.llama_model_default_params = original
 
 
 def single_line_end(text: str) -> int | None:

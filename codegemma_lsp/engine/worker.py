@@ -5,8 +5,10 @@ thread, off the event loop. Submitting a job for a key cancels the job that key
 already had queued or running: its cancel flag is set, and the backend stops
 within one token or one prompt batch. A job cancelled before its turn never
 runs: its future is cancelled instead, so a storm of superseded requests drains
-at no cost. Background jobs (pre-warming a prompt, precomputing the next
-suggestion) give way to any foreground job.
+at no cost. After the jobs, at most once a second, the C heap's free pages go
+back to the system (:mod:`codegemma_lsp.engine.heap`). Background jobs
+(pre-warming a prompt, precomputing the next suggestion) give way to any
+foreground job.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from codegemma_lsp.engine.base import CancelToken
+from codegemma_lsp.engine.heap import release_free_memory
 
 T = TypeVar("T")
 
@@ -92,11 +95,14 @@ class InferenceWorker:
                 stopped = time.perf_counter()
                 with self._lock:
                     self.counts.queued -= 1
+                    idle = self.counts.queued == 0
                     if not ran:
                         self.counts.skipped += 1
                     if self._latest.get(key) is token:
                         del self._latest[key]
                         self._background.discard(key)
+                if idle or ran:
+                    release_free_memory()  # what the jobs freed (at most once a second)
                 # How long a cancelled job went on working after its cancel (0 for a
                 # job cancelled while queued: it never ran).
                 if token.cancelled_at is not None and self._on_cancel_latency is not None:

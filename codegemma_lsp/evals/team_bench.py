@@ -82,6 +82,10 @@ class TeamConfig:
     session_fraction: float | None = None
     """Replay this fraction of each session (default: all, or 40% with --quick)."""
     seed: int = 0
+    no_repack: bool = False
+    """Load the weights without llama.cpp's repacking (see ``engine.counted_server``)."""
+    timeout_ms: int | None = None
+    """The daemons' ``model.timeoutMs`` (None: their default)."""
 
 
 @dataclass
@@ -125,12 +129,14 @@ def engine_command(config: TeamConfig, port: int, arm: str, scratch: Path) -> li
             "--metrics",
             "-t",
             threads,
+            *(["--no-repack"] if config.no_repack else []),
         ]
     command = [
         sys.executable,
         "-m",
         "codegemma_lsp.engine.counted_server",
         str(scratch / f"counts-{arm}.jsonl"),
+        *(["--no-repack"] if config.no_repack else []),
         "--model",
         str(config.model),
         "--host",
@@ -188,6 +194,8 @@ def server_work(engine: Engine) -> dict[str, float] | None:
             "evaluated_tokens": counts["evaluated"],
             "generated_tokens": counts["generated"],
             "busy_s": counts["seconds"],
+            "requests": counts["calls"],
+            "unfinished": counts["running"],
         }
     try:
         text = _get_text(engine.url, "/metrics")
@@ -294,9 +302,12 @@ def run_client(
         "--url",
         engine.url,
     ]
-    init_options: dict[str, Any] = {}
+    model: dict[str, Any] = {}
     if engine.kind == "llama-server":
-        init_options["model"] = {"slots": 0 if arm == "pinned" else 1}
+        model["slots"] = 0 if arm == "pinned" else 1
+    if config.timeout_ms is not None:
+        model["timeoutMs"] = config.timeout_ms
+    init_options: dict[str, Any] = {"model": model} if model else {}
     server = LspProcess(command, cwd=root, env=child_env())
     try:
         run.warnings += _start_daemon(server, root, init_options)
@@ -416,6 +427,9 @@ def arm_figures(
             "generated_tokens_per_wall_s": round(work["generated_tokens"] / wall_s, 2),
             "busy_share": round(work["busy_s"] / wall_s, 2) if wall_s else None,
         }
+        if "requests" in work:  # llama_cpp.server's count: how many it took up
+            server["requests_started"] = int(work["requests"])
+            server["unfinished_at_end"] = int(work["unfinished"])
         reeval = round(work["evaluated_tokens"] / typed_total, 1) if typed_total else None
     return {
         "clients": clients,
@@ -523,6 +537,8 @@ def run_team(config: TeamConfig, progress: Progress) -> dict[str, Any]:
         "clients": config.clients,
         "quick": config.quick,
         "model": config.model.name,
+        "no_repack": config.no_repack,
+        "daemon_timeout_ms": config.timeout_ms or 15_000,
         "sessions": [session.name for session in team_sessions(config)],
         "arms": arms,
         "comparison": comparison(arms["pinned"], arms["shared"]),
@@ -550,6 +566,14 @@ def add_team_parser(benches: argparse._SubParsersAction[argparse.ArgumentParser]
         help="auto: llama-server if on PATH, else llama_cpp.server",
     )
     team.add_argument("--threads", type=int, help="engine threads (default: physical cores)")
+    team.add_argument(
+        "--no-repack",
+        action="store_true",
+        help="load the weights without llama.cpp's repacking (on CPUs where it crashes)",
+    )
+    team.add_argument(
+        "--timeout-ms", type=int, metavar="MS", help="the daemons' model.timeoutMs (default 15000)"
+    )
     team.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     team.add_argument("--session-fraction", type=float, help=argparse.SUPPRESS)
     team.set_defaults(func=run_team_command)
@@ -589,6 +613,8 @@ def run_team_command(args: argparse.Namespace) -> int:
         threads=args.threads,
         time_scale=args.time_scale,
         session_fraction=args.session_fraction,
+        no_repack=args.no_repack,
+        timeout_ms=args.timeout_ms,
     )
     started = time.perf_counter()
     try:

@@ -143,12 +143,7 @@ def comment_text(raw: str, language: LanguageSpec) -> str:
     """One comment's words: its markers, a doc marker's extra ``/``, ``!`` or ``*``,
     and the ``*`` column of a block comment taken away."""
     text = raw.strip()
-    line_marker = language.line_comment
-    if line_marker and text.startswith(line_marker):
-        body = text[len(line_marker) :]
-        # ``///``, ``//!``, ``##``: a doc or emphasis marker is still a marker.
-        body = body.lstrip(line_marker[-1] + "!")
-        return body[1:] if body.startswith(" ") else body
+    # The block marker first: it may begin with the line marker (Lua's ``--[[``).
     if language.block_comment:
         opener, closer = language.block_comment
         if text.startswith(opener):
@@ -157,6 +152,12 @@ def comment_text(raw: str, language: LanguageSpec) -> str:
                 body = body[: -len(closer)]
             body = body.lstrip("*!").rstrip("*")
             return _strip_star_column(body)
+    line_marker = language.line_comment
+    if line_marker and text.startswith(line_marker):
+        body = text[len(line_marker) :]
+        # ``///``, ``//!``, ``##``: a doc or emphasis marker is still a marker.
+        body = body.lstrip(line_marker[-1] + "!")
+        return body[1:] if body.startswith(" ") else body
     return text
 
 

@@ -296,7 +296,9 @@ def test_the_readme_setup_runs_as_written(
     }
     with serve_hub() as hub:
         env = default_model_env(hub, tmp_path, tiny_model_path.read_bytes())
-        run = run_scenario(nvim, "readme_snippet.lua", params, tmp_path, timeout_s=25, extra_env=env)
+        run = run_scenario(
+            nvim, "readme_snippet.lua", params, tmp_path, timeout_s=25, extra_env=env
+        )
     values = check(run)
     assert values["status"]["state"] == "ready", run.report()
     assert values["status"]["model"] == TINY_FILE, run.report()

@@ -322,6 +322,18 @@ def same_tree(a: tree_sitter.Tree | None, b: tree_sitter.Tree) -> bool:
     return a is not None and str(a.root_node) == str(b.root_node)
 
 
+def test_snapshots_share_the_documents_newest_tree_and_hold_none_of_their_own() -> None:
+    clock = Clock()
+    document = Document("file:///a.py", PROGRAM, language=spec("python"), clock=clock)
+    older = document.snapshot()
+    assert older.tree is not None
+    document.apply_changes([TextChange((0, 0), (0, 0), "x = 1\n")])
+    newer = document.snapshot()
+    assert newer.tree is document.tree is newer.tree
+    assert older.tree is not newer.tree  # parsed again: the document kept only the newest
+    assert same_tree(older.tree, fresh_tree(PROGRAM))
+
+
 def test_edits_and_snapshots_parse_nothing_until_a_tree_is_read() -> None:
     clock = Clock()
     document = Document("file:///a.py", PROGRAM, language=spec("python"), clock=clock)
@@ -371,6 +383,10 @@ def test_an_incremental_parse_past_its_deadline_leaves_syntax_on() -> None:
     clock.step = 60.0
     assert document.snapshot().tree is None
     clock.step = 0.0
+    calls = clock.calls
+    assert document.snapshot().tree is None  # that text is not tried again
+    assert clock.calls == calls
+    document.apply_changes([TextChange((1, 0), (1, 0), "y = 2\n")])
     assert same_tree(document.snapshot().tree, fresh_tree(document.text))
 
 

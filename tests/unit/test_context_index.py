@@ -356,3 +356,58 @@ def test_notices_never_wait_for_a_build_on_another_thread(root: Path) -> None:
     changed = index.context_for(app)
     assert changed is not first
     assert "other.py" in [rel for rel, _ in changed.files]
+
+
+class CountingParser:
+    """A parser that notes what it parsed (wrapping the real one)."""
+
+    def __init__(self, real: object, parsed: list[bytes]) -> None:
+        self.real = real
+        self.parsed = parsed
+
+    def parse(self, source: object, *args: object, **kwargs: object) -> object:
+        if isinstance(source, bytes | bytearray):
+            self.parsed.append(bytes(source))
+        return self.real.parse(source, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_the_current_file_is_never_parsed_again_given_its_tree(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegemma_lsp.documents import Document
+    from codegemma_lsp.syntax.languages import LanguageSpec, default_registry
+
+    spec = default_registry().by_name("python")
+    assert spec is not None
+    edited = APP + "\n\ndef more(y):\n    return run(y)\n"
+    document = Document((root / "app.py").as_uri(), edited, language=spec)
+    parsed: list[bytes] = []
+    real_parser = LanguageSpec.parser
+    monkeypatch.setattr(
+        LanguageSpec, "parser", lambda self: CountingParser(real_parser(self), parsed)
+    )
+    index = ContextIndex(root, use_git=False)
+    packed = index.context_for(root / "app.py", text=document.text, tree=document.tree)
+    assert [path for path, _ in packed.files][:1] == ["util.py"]
+    assert edited.encode() not in parsed  # the other files were parsed, not this one
+    assert parsed  # (the counting did see parses)
+
+
+def test_without_a_tree_only_the_head_of_a_long_file_is_parsed(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegemma_lsp.syntax.languages import LanguageSpec
+
+    long_text = APP + "x = 1\n" * 2000
+    parsed: list[bytes] = []
+    real_parser = LanguageSpec.parser
+    monkeypatch.setattr(
+        LanguageSpec, "parser", lambda self: CountingParser(real_parser(self), parsed)
+    )
+    index = ContextIndex(root, settings=ContextSettings(max_file_bytes=2048), use_git=False)
+    packed = index.context_for(root / "app.py", text=long_text)
+    assert [path for path, _ in packed.files][:1] == ["util.py"]
+    assert max(len(source) for source in parsed) <= 2048

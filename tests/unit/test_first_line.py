@@ -19,7 +19,13 @@ from codegemma_lsp.documents import Document, TextChange
 from codegemma_lsp.engine.base import CancelToken, Generation, GenerationPolicy
 from codegemma_lsp.engine.fake import FakeBackend, FakeCall
 from codegemma_lsp.engine.worker import InferenceWorker
-from codegemma_lsp.first_line import first_line_end, first_line_policy, line_policy
+from codegemma_lsp.first_line import (
+    first_line_end,
+    first_line_policy,
+    indent_unit,
+    line_policy,
+    next_line_insert,
+)
 from codegemma_lsp.service import CompletionService, current_request_id
 from codegemma_lsp.stats import Stats
 from codegemma_lsp.syntax.languages import default_registry
@@ -171,6 +177,48 @@ async def test_without_multi_line_a_block_is_its_first_line() -> None:
         doc = Document(URI, TEXT, language=PYTHON)
         assert await complete(service, doc, CURSOR, 1) == "result += 1"
     assert len(fake.model_calls) == 1
+
+
+async def test_at_the_end_of_a_line_the_next_line_is_ready_when_enter_is_pressed() -> None:
+    text = "def total(values):\n    result = 0\n    return result\n"
+    line_end = text.index("\n    return")
+    fake = BlockFake("result *= 2", "")
+    async with running(fake, "off") as service:
+        doc = Document(URI, text, language=PYTHON)
+        # Nothing fits after "result = 0" on its line, so the answer is empty...
+        assert await complete(service, doc, line_end, 1) is None
+        await until(lambda: "precompute" in sources(service))
+        insert(doc, line_end, "\n    ")  # ...and Enter finds the next line computed
+        assert await complete(service, doc, line_end + 5, 2) == "result *= 2"
+    assert len(fake.model_calls) == 2
+    assert sources(service)[-1] == "cache"
+
+
+@pytest.mark.parametrize(
+    ("text", "cursor", "expected"),
+    [
+        pytest.param("    x = 1\n", 9, "\n    ", id="same-indentation"),
+        pytest.param("if x:\n    y = 1\n", 5, "\n    ", id="deeper-after-a-colon"),
+        pytest.param("func f() {\n\tx := 1\n}", 10, "\n\t", id="a-tab-after-a-brace"),
+        pytest.param("  a(\n    b)\n", 4, "\n    ", id="two-space-steps"),
+        pytest.param("    x = 1\n", 5, None, id="mid-line"),
+        pytest.param("    \n", 4, None, id="blank-line"),
+    ],
+)
+def test_next_line_insert(text: str, cursor: int, expected: str | None) -> None:
+    assert next_line_insert(text, cursor) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [
+        pytest.param("a\n  b\n    c\n", "  ", id="two-spaces"),
+        pytest.param("a\n\tb\n", "\t", id="tab"),
+        pytest.param("a\nb\n", "    ", id="flat-file"),
+    ],
+)
+def test_indent_unit(text: str, unit: str) -> None:
+    assert indent_unit(text) == unit
 
 
 @pytest.mark.parametrize(

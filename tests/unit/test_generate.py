@@ -355,9 +355,21 @@ def test_a_registry_id_not_downloaded_names_the_command(
         instruction_model_file("no-such-model", "Q4_K_M")
 
 
-def test_unknown_backend_is_refused() -> None:
-    with pytest.raises(ModelLoadError, match=r"generate\.backend"):
-        make_instruction_backend("remote", None, n_ctx=512)
+def test_backend_choices_are_checked() -> None:
+    from codegemma_lsp.config import GenerateSettings, ModelSettings
+
+    def make(**generate: object) -> object:
+        settings = GenerateSettings(**generate)  # type: ignore[arg-type]
+        return make_instruction_backend(settings, ModelSettings(), None)
+
+    with pytest.raises(ModelLoadError, match=r"generate\.backend 'remote'"):
+        make(backend="remote")
+    with pytest.raises(ModelLoadError, match=r"generate\.backend llama-server needs generate\.url"):
+        make(backend="llama-server")
+    with pytest.raises(ModelLoadError, match=r"set generate\.model"):
+        make(backend="llama")
+    fake = make(backend="fake:2")
+    assert isinstance(fake, FakeInstructionBackend) and fake.delay_s == 2
 
 
 class _Clock:
@@ -479,3 +491,51 @@ def test_doctor_reports_the_instruction_model_and_its_memory(tmp_path: Path) -> 
     (finding,) = report.findings
     assert finding.status == "info"  # generation is optional: never a failed setup
     assert finding.text.startswith("code generation is off: generate.model: there is no file")
+
+
+@pytest.mark.model
+def test_generation_stops_at_end_of_turn_with_llama_cpp(tmp_path: Path) -> None:
+    """A tiny model whose <end_of_turn> row is loud (greedy picks it within a few steps):
+    generation ends there, and without it among the end ids it would run to the limit."""
+    pytest.importorskip("llama_cpp")
+    from codegemma_lsp.engine.base import GenerationPolicy
+    from codegemma_lsp.engine.llama_backend import LlamaBackend
+    from codegemma_lsp.modelgen import TINY_SHAPE, codegemma_like_vocabulary, write_gemma_streamed
+
+    vocabulary = codegemma_like_vocabulary()
+    end_of_turn = vocabulary.id_of("<end_of_turn>")
+    path = write_gemma_streamed(
+        tmp_path / "eot.gguf",
+        shape=TINY_SHAPE,
+        vocabulary=vocabulary,
+        row_scales={end_of_turn: 20.0},
+        dtype="f32",
+    )
+    backend = LlamaBackend(model_path=path, n_ctx=1024, snapshot_bytes=0)
+    backend.load()
+    try:
+        snapshot, start, end = _at("python", "def f():\n    # sort it█\n    pass\n")
+        target = find_target(snapshot, start, end)
+        assert isinstance(target, GenerateTarget)
+        outcome = run_generate(
+            backend, snapshot, target, "f.py", max_new_tokens=64, cancel=CancelToken()
+        )
+        assert outcome.generation is not None
+        assert outcome.generation.stop_reason == "eos"
+        stopped_after = outcome.generation.generated_tokens
+        assert stopped_after < 64
+        # The same prompt with no end ids runs on past that point.
+        from codegemma_lsp.generate import instruction_parts, turn_tokens
+        from codegemma_lsp.instruction_prompt import build_instruction_prompt
+
+        turns = turn_tokens(backend)
+        assert not isinstance(turns, str)
+        ids = build_instruction_prompt(
+            backend.tokenizer.tokenize, turns, instruction_parts(snapshot, target, "f.py")
+        )
+        endless = backend.generate(
+            ids, GenerationPolicy(max_new_tokens=stopped_after + 4), CancelToken()
+        )
+        assert endless.generated_tokens == stopped_after + 4
+    finally:
+        backend.close()

@@ -24,8 +24,8 @@ from codegemma_lsp.evals.humaneval_eval import (
     TaskResult,
     card_line,
     complete_task,
-    format_summary,
     evaluate,
+    format_summary,
     run_header,
     settings_layer,
 )

@@ -145,7 +145,7 @@ def test_failure_reason(problems: list[str], reason: str | None) -> None:
 
 
 @dataclass(frozen=True)
-class FimRequest:
+class PsmRequest:
     """A PSM middle to fill, and how: what the pipeline hands the engine, in one place."""
 
     prefix: str
@@ -160,7 +160,7 @@ class FimRequest:
     stop_check: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
-def complete(backend: LlamaBackend, request: FimRequest, cancel: CancelToken) -> Generation:
+def complete(backend: LlamaBackend, request: PsmRequest, cancel: CancelToken) -> Generation:
     """The pipeline's way: PSM ids fitted to the backend's n_ctx, then ``generate``."""
     fim = FimTokens.lookup(backend.tokenizer)
     budget, max_new = context_budget(backend.n_ctx, request.max_new_tokens)
@@ -235,7 +235,7 @@ def test_load_finds_the_fim_tokens_by_text(backend: LlamaBackend) -> None:
 @pytest.mark.model
 def test_complete_returns_text(backend: LlamaBackend) -> None:
     generation = complete(
-        backend, FimRequest(PREFIX, SUFFIX, "pkg/mod.py", max_new_tokens=16), CancelToken()
+        backend, PsmRequest(PREFIX, SUFFIX, "pkg/mod.py", max_new_tokens=16), CancelToken()
     )
     assert generation.text.strip()
     assert generation.stop_reason == "length"
@@ -247,16 +247,16 @@ def test_complete_returns_text(backend: LlamaBackend) -> None:
 
 @pytest.mark.model
 def test_empty_prefix_and_suffix_still_generate(backend: LlamaBackend) -> None:
-    generation = complete(backend, FimRequest("", "", max_new_tokens=8), CancelToken())
+    generation = complete(backend, PsmRequest("", "", max_new_tokens=8), CancelToken())
     assert generation.prompt_tokens == 4
     assert generation.text.strip()
 
 
 @pytest.mark.model
 def test_typing_more_reuses_the_cached_prefix(backend: LlamaBackend) -> None:
-    first = complete(backend, FimRequest(PREFIX * 10, SUFFIX, max_new_tokens=4), CancelToken())
+    first = complete(backend, PsmRequest(PREFIX * 10, SUFFIX, max_new_tokens=4), CancelToken())
     second = complete(
-        backend, FimRequest(PREFIX * 10 + "result", SUFFIX, max_new_tokens=4), CancelToken()
+        backend, PsmRequest(PREFIX * 10 + "result", SUFFIX, max_new_tokens=4), CancelToken()
     )
     assert first.evaluated_tokens == first.prompt_tokens > 150
     suffix_and_markers = len(backend.tokenizer.tokenize(SUFFIX)) + 2
@@ -270,7 +270,7 @@ def test_typing_more_reuses_the_cached_prefix(backend: LlamaBackend) -> None:
 
 @pytest.mark.model
 def test_the_same_request_again_evaluates_one_token(backend: LlamaBackend) -> None:
-    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=12)
+    request = PsmRequest(PREFIX, SUFFIX, max_new_tokens=12)
     first = complete(backend, request, CancelToken())
     again = complete(backend, request, CancelToken())
     assert again.evaluated_tokens == 1
@@ -280,10 +280,10 @@ def test_the_same_request_again_evaluates_one_token(backend: LlamaBackend) -> No
 @pytest.mark.model
 def test_cache_reuse_gives_what_a_fresh_model_gives(tiny_model_path: Path) -> None:
     requests = [
-        FimRequest(PREFIX, SUFFIX, "a.py"),
-        FimRequest(PREFIX + "res", SUFFIX, "a.py"),
-        FimRequest(PREFIX + "res", SUFFIX + "# end\n", "a.py"),
-        FimRequest(PREFIX, "", "b.py"),
+        PsmRequest(PREFIX, SUFFIX, "a.py"),
+        PsmRequest(PREFIX + "res", SUFFIX, "a.py"),
+        PsmRequest(PREFIX + "res", SUFFIX + "# end\n", "a.py"),
+        PsmRequest(PREFIX, "", "b.py"),
     ]
     warm = make_backend(tiny_model_path)
     try:
@@ -304,10 +304,10 @@ def test_prompt_lookup_drafts_change_nothing_but_the_work(tiny_model_path: Path)
     # Repetitive code, so drafts from the prompt (and the tiny model's own loops) match.
     prefix = PREFIX.replace("        ", "        result = result + value\n" * 4 + "        ")
     requests = [
-        FimRequest(prefix, SUFFIX, "a.py", max_new_tokens=48),
-        FimRequest(prefix + "result", SUFFIX, "a.py", max_new_tokens=48),
-        FimRequest(prefix, "", "a.py", max_new_tokens=48, single_line=True),
-        FimRequest(PREFIX, SUFFIX, "b.py", max_new_tokens=48),
+        PsmRequest(prefix, SUFFIX, "a.py", max_new_tokens=48),
+        PsmRequest(prefix + "result", SUFFIX, "a.py", max_new_tokens=48),
+        PsmRequest(prefix, "", "a.py", max_new_tokens=48, single_line=True),
+        PsmRequest(PREFIX, SUFFIX, "b.py", max_new_tokens=48),
     ]
     plain, drafted = make_backend(tiny_model_path), make_backend(tiny_model_path)
     try:
@@ -331,12 +331,12 @@ def test_prompt_lookup_drafts_change_nothing_but_the_work(tiny_model_path: Path)
 @pytest.mark.model
 def test_single_line_stops_at_the_end_of_the_first_line(backend: LlamaBackend) -> None:
     # This prompt makes the tiny model (seed 0) write a newline within a few tokens.
-    request = FimRequest("import os\n", "", single_line=True, max_new_tokens=200)
+    request = PsmRequest("import os\n", "", single_line=True, max_new_tokens=200)
     generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "newline"
     assert generation.text.strip()
     assert "\n" not in generation.text
-    multi = complete(backend, FimRequest("import os\n", "", max_new_tokens=200), CancelToken())
+    multi = complete(backend, PsmRequest("import os\n", "", max_new_tokens=200), CancelToken())
     assert multi.text.startswith(generation.text + "\n")
 
 
@@ -345,7 +345,7 @@ def test_cancel_before_start_does_no_work(backend: LlamaBackend) -> None:
     cancel = CancelToken()
     cancel.cancel()
     started = time.perf_counter()
-    generation = complete(backend, FimRequest(PREFIX * 50, SUFFIX), cancel)
+    generation = complete(backend, PsmRequest(PREFIX * 50, SUFFIX), cancel)
     assert time.perf_counter() - started < 0.05
     assert generation.stop_reason == "cancelled"
     assert generation.text == ""
@@ -356,7 +356,7 @@ def test_cancel_before_start_does_no_work(backend: LlamaBackend) -> None:
 def test_cancel_during_the_prompt_stops_between_batches(tiny_model_path: Path) -> None:
     backend = make_backend(tiny_model_path, n_batch=16)
     try:
-        request = FimRequest(PREFIX * 20, SUFFIX)
+        request = PsmRequest(PREFIX * 20, SUFFIX)
         # Read once before the prompt, then once before each batch: the fifth read,
         # before the fourth batch, sees the cancel.
         cancelled = complete(backend, request, CancelAfter(checks=5))
@@ -391,7 +391,7 @@ class ReadSignal(CancelToken):
 def test_cancel_from_another_thread_during_a_long_prompt(tiny_model_path: Path) -> None:
     backend = make_backend(tiny_model_path, n_batch=4, n_ctx=8192)
     try:
-        request = FimRequest(PREFIX * 300, SUFFIX)
+        request = PsmRequest(PREFIX * 300, SUFFIX)
         cancel = ReadSignal()
 
         def cancel_soon() -> None:
@@ -412,7 +412,7 @@ def test_cancel_from_another_thread_during_a_long_prompt(tiny_model_path: Path) 
 
 @pytest.mark.model
 def test_cancel_during_generation_keeps_what_was_generated(backend: LlamaBackend) -> None:
-    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=50)
+    request = PsmRequest(PREFIX, SUFFIX, max_new_tokens=50)
     # One read before the prompt, one per batch (one here), then one per token.
     generation = complete(backend, request, CancelAfter(checks=2 + 6))
     assert generation.stop_reason == "cancelled"
@@ -426,7 +426,7 @@ def test_prompt_is_cut_to_the_context(tiny_model_path: Path) -> None:
     backend = make_backend(tiny_model_path, n_ctx=256)
     try:
         generation = complete(
-            backend, FimRequest(PREFIX * 100, SUFFIX * 100, max_new_tokens=32), CancelToken()
+            backend, PsmRequest(PREFIX * 100, SUFFIX * 100, max_new_tokens=32), CancelToken()
         )
         assert generation.prompt_tokens <= 256 - 32
         assert generation.generated_tokens == 32
@@ -442,7 +442,7 @@ def test_a_literal_marker_in_the_text_is_not_the_control_token(backend: LlamaBac
     assert not set(ids) & (fim.stop_ids | {fim.bos})
     prompt = build_psm(backend.tokenizer, fim, text, text, None)
     assert prompt.count(fim.fim_prefix) == prompt.count(fim.fim_middle) == 1
-    assert complete(backend, FimRequest(text, text, max_new_tokens=4), CancelToken()).text
+    assert complete(backend, PsmRequest(text, text, max_new_tokens=4), CancelToken()).text
 
 
 @pytest.mark.model
@@ -454,14 +454,14 @@ def test_a_literal_marker_in_the_text_is_not_the_control_token(backend: LlamaBac
     ],
 )
 def test_any_text_can_be_completed(backend: LlamaBackend, prefix: str) -> None:
-    generation = complete(backend, FimRequest(prefix, "", max_new_tokens=4), CancelToken())
+    generation = complete(backend, PsmRequest(prefix, "", max_new_tokens=4), CancelToken())
     assert generation.generated_tokens == 4
     assert generation.text.encode("utf-8")
 
 
 @pytest.mark.model
 def test_no_new_tokens_asked_for(backend: LlamaBackend) -> None:
-    generation = complete(backend, FimRequest(PREFIX, SUFFIX, max_new_tokens=0), CancelToken())
+    generation = complete(backend, PsmRequest(PREFIX, SUFFIX, max_new_tokens=0), CancelToken())
     assert (generation.text, generation.stop_reason, generation.generated_tokens) == (
         "",
         "length",
@@ -475,7 +475,7 @@ def test_close_makes_it_not_ready(tiny_model_path: Path) -> None:
     backend.close()
     assert not backend.ready
     with pytest.raises(BackendNotReady):
-        complete(backend, FimRequest("a", "b"), CancelToken())
+        complete(backend, PsmRequest("a", "b"), CancelToken())
     backend.close()
 
 
@@ -483,7 +483,7 @@ def test_complete_before_load_is_not_ready(tmp_path: Path) -> None:
     backend = LlamaBackend(model_path=tmp_path / "m.gguf")
     assert not backend.ready
     with pytest.raises(BackendNotReady):
-        complete(backend, FimRequest("a", "b"), CancelToken())
+        complete(backend, PsmRequest("a", "b"), CancelToken())
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -543,8 +543,8 @@ def test_a_model_without_fim_tokens_is_not_codegemma(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_switching_documents_restores_the_previous_snapshot(backend: LlamaBackend) -> None:
-    a = FimRequest(PREFIX * 10, SUFFIX, "a.py", max_new_tokens=2, key="a")
-    b = FimRequest("const x = 1;\n" * 10, "", "b.js", max_new_tokens=2, key="b")
+    a = PsmRequest(PREFIX * 10, SUFFIX, "a.py", max_new_tokens=2, key="a")
+    b = PsmRequest("const x = 1;\n" * 10, "", "b.js", max_new_tokens=2, key="b")
     complete(backend, a, CancelToken())
     complete(backend, b, CancelToken())
     back_to_a = complete(backend, a, CancelToken())
@@ -554,7 +554,7 @@ def test_switching_documents_restores_the_previous_snapshot(backend: LlamaBacken
 
 @pytest.mark.model
 def test_without_reuse_the_whole_prompt_is_evaluated(backend: LlamaBackend) -> None:
-    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=2)
+    request = PsmRequest(PREFIX, SUFFIX, max_new_tokens=2)
     complete(backend, request, CancelToken())
     again = complete(backend, replace(request, reuse_cache=False), CancelToken())
     assert again.evaluated_tokens == again.prompt_tokens
@@ -562,7 +562,7 @@ def test_without_reuse_the_whole_prompt_is_evaluated(backend: LlamaBackend) -> N
 
 @pytest.mark.model
 def test_time_budget_stops_generation(backend: LlamaBackend) -> None:
-    request = FimRequest(PREFIX, SUFFIX, max_new_tokens=4000, time_budget_ms=0)
+    request = PsmRequest(PREFIX, SUFFIX, max_new_tokens=4000, time_budget_ms=0)
     generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "time"
     assert generation.generated_tokens <= 1
@@ -576,7 +576,7 @@ def test_stop_check_ends_generation_at_a_line_end(backend: LlamaBackend) -> None
         seen.append(text)
         return True
 
-    request = FimRequest("import os\n", "", max_new_tokens=200, stop_check=stop)
+    request = PsmRequest("import os\n", "", max_new_tokens=200, stop_check=stop)
     generation = complete(backend, request, CancelToken())
     assert generation.stop_reason == "syntax"
     assert seen and "\n" in seen[0]
@@ -584,9 +584,9 @@ def test_stop_check_ends_generation_at_a_line_end(backend: LlamaBackend) -> None
 
 @pytest.mark.model
 def test_max_new_tokens_zero_only_warms_the_cache(backend: LlamaBackend) -> None:
-    warm = complete(backend, FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=0), CancelToken())
+    warm = complete(backend, PsmRequest(PREFIX * 5, SUFFIX, max_new_tokens=0), CancelToken())
     assert warm.text == "" and warm.generated_tokens == 0 and warm.evaluated_tokens > 0
-    after = complete(backend, FimRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
+    after = complete(backend, PsmRequest(PREFIX * 5, SUFFIX, max_new_tokens=2), CancelToken())
     assert after.evaluated_tokens <= 1
 
 
@@ -596,7 +596,7 @@ def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path)
     backend = make_backend(tiny_model_path, n_batch=2048)
     try:
         cancel = CancelToken()
-        request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
+        request = PsmRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
         timer = threading.Timer(0.001, cancel.cancel)
         timer.start()
         generation = complete(backend, request, cancel)
@@ -613,7 +613,7 @@ def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path)
 def test_an_interrupted_batch_keeps_its_finished_micro_batches(tiny_model_path: Path) -> None:
     backend = make_backend(tiny_model_path, n_batch=2048)
     try:
-        request = FimRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
+        request = PsmRequest(PREFIX * 60, SUFFIX, max_new_tokens=4)
         full = complete(backend, request, CancelToken()).prompt_ms
         backend.close()
         backend.load()

@@ -142,6 +142,8 @@ def test_no_product_module_names_a_language() -> None:
     words = {spec.name for spec in registry.specs}
     words |= {lid for spec in registry.specs for lid in spec.language_ids}
     words |= {ext for spec in registry.specs for ext in spec.extensions}
+    # A one-letter string says nothing of a language: "c" is also libc's name.
+    words = {word for word in words if len(word) > 1}
     found = [
         f"{path.relative_to(PACKAGE)}:{line}: {value!r}"
         for path in sorted(PACKAGE.rglob("*.py"))

@@ -160,15 +160,16 @@ async def test_a_request_generates_the_oracles_tokens_only() -> None:
         current_request_id.set(1)
         await service.complete(doc, CURSOR, "app.py")
         told = fake.calls[-1].policy
-        service.oracle.forget(doc.uri)  # nothing told: a real model stops at once
+        calls = len(fake.calls)
+        service.oracle.forget(doc.uri)  # nothing typed here: a right model shows nothing
         current_request_id.set(2)
-        await service.complete(doc, CURSOR, "app.py")
-        untold = fake.calls[-1].policy
+        assert await service.complete(doc, CURSOR, "app.py") is None
     finally:
         worker.shutdown()
     # A block answered by its first line: "result += 1" is 11 fake tokens, plus the end.
     assert told.max_new_tokens == 12 and not told.stop_ids and not told.single_line
-    assert untold.max_new_tokens == 1
+    assert len(fake.calls) == calls  # declined without the model
+    assert service.stats.records[-1].source == "none"
 
 
 def test_a_replay_with_the_oracle_runs_through_the_server(tmp_path: Path) -> None:

@@ -36,10 +36,12 @@ URI = "file:///ws/app.py"
 
 
 class GatedFake(FakeBackend):
-    """A fake whose generations wait until :meth:`open` (or their cancel)."""
+    """A fake whose generations wait until :meth:`open` (or their cancel); it answers
+    ``texts`` in turn, the last one again and again."""
 
-    def __init__(self, text: str = "result += 1") -> None:
-        super().__init__(text, tokens=1)
+    def __init__(self, *texts: str) -> None:
+        super().__init__(texts[0] if texts else "result += 1", tokens=1)
+        self.texts = list(texts[1:])
         self.gate = threading.Event()
         self.started = threading.Event()
         self.stopped = threading.Event()
@@ -57,7 +59,10 @@ class GatedFake(FakeBackend):
                 self.calls.append(FakeCall(tuple(prompt), policy))
                 self.stopped.set()
                 return Generation("", "cancelled", prompt_tokens=len(prompt), generated_tokens=1)
-        return super().generate(prompt, policy, cancel)
+        generation = super().generate(prompt, policy, cancel)
+        if policy.max_new_tokens > 0 and self.texts:
+            self.text = self.texts.pop(0)
+        return generation
 
 
 @dataclass
@@ -118,7 +123,10 @@ async def test_a_newer_request_cancels_the_older() -> None:
         doc = document()
         first = asyncio.ensure_future(complete(service, doc, CURSOR, 1))
         await asyncio.to_thread(fake.started.wait)
-        second = asyncio.ensure_future(complete(service, doc, CURSOR, 2))
+        # Typed what the first has not produced (it has produced nothing yet): no join.
+        line, character = doc.position_at(CURSOR)
+        doc.apply_changes([TextChange((line, character), (line, character), "r")])
+        second = asyncio.ensure_future(complete(service, doc, CURSOR + 1, 2))
         await asyncio.to_thread(fake.stopped.wait)  # the second cancelled the first
         fake.open()
         with pytest.raises(asyncio.CancelledError):
@@ -145,7 +153,7 @@ async def test_typing_the_suggestion_is_answered_from_the_cache() -> None:
 
 
 async def test_a_request_joins_the_precompute_already_running_there() -> None:
-    fake = GatedFake("result += 1")
+    fake = GatedFake("result += 1", "0")
     fake.open()
     async with running(fake) as service:
         doc = document()
@@ -162,7 +170,7 @@ async def test_a_request_joins_the_precompute_already_running_there() -> None:
         joined = asyncio.ensure_future(complete(service, doc, end, 2))
         await asyncio.sleep(0)
         fake.open()
-        assert await joined == "result += 1"
+        assert await joined == "0"
     assert len(fake.calls) == 2  # the first request and the precompute; the join asked none
     assert [r.source for r in records(service)] == ["model", "precompute", "model"]
 
