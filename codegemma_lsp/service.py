@@ -227,7 +227,11 @@ class CompletionService:
             return None
         block_rest = self._joinable_rest(document, cursor) if settings.engine.cache else None
         if block_rest is not None:
-            return await self._answer_from_rest(block_rest, document, cursor, received, request_id)
+            answer = await self._answer_from_rest(
+                block_rest, document, cursor, received, request_id
+            )
+            if answer is not None:
+                return answer
         running = self._running.get(uri) if settings.engine.cache else None
         if running is not None and running.joinable(document.text, cursor):
             answer = await self._join(running, document, cursor, received, request_id)
@@ -269,7 +273,7 @@ class CompletionService:
                 self.stats.record(record)
             else:
                 if not self._orphan(mine, document):
-                    token.cancel()
+                    token.supersede()
                 running, text = mine, snapshot.text
 
                 def then(outcome: CompletionOutcome | None) -> None:
@@ -409,10 +413,12 @@ class CompletionService:
         received: float,
         request_id: int | str | None,
     ) -> Answer | None:
-        """Wait for the rest of the block, then answer from the cache it filled."""
+        """Wait for the rest of the block (or the next line), then answer from the cache it
+        filled; None when it left nothing there (cut short, or superseded): the request
+        then goes on as any other, its prompt warm."""
         uri = document.uri
         try:
-            await asyncio.shield(rest)
+            await asyncio.wait([rest])  # the job's own end, cancelled or not, is no error here
         except asyncio.CancelledError:
             total = (time.perf_counter() - received) * 1000
             self.stats.record(
@@ -422,14 +428,15 @@ class CompletionService:
             )
             raise
         hit = self.suggestions.lookup(uri, document.text, cursor)
+        if hit is None:
+            return None
         elapsed = (time.perf_counter() - received) * 1000
-        source: Source = "cache" if hit is not None else "none"
         self.stats.record(
             RequestRecord.from_generation(
-                uri, source, elapsed, None, handler_ms=elapsed, request_id=request_id
+                uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
             )
         )
-        return None if hit is None else Answer(hit[1], hit[0].id)
+        return Answer(hit[1], hit[0].id)
 
     # ----- warming the next place -------------------------------------------------
 
@@ -615,7 +622,7 @@ class CompletionService:
         """After an edit: stop an orphaned generation that the text now rules out."""
         running = self._running.get(document.uri)
         if running is not None and running.orphaned and running.contradicted(document.text):
-            running.token.cancel()
+            running.token.supersede()
             self._settle(document.uri, running)
 
     async def _join(

@@ -52,9 +52,23 @@ class CancelToken:
         self._event = threading.Event()
         self.cancelled_at: float | None = None
         """``time.perf_counter()`` when first cancelled, to measure how fast work stops."""
+        self.finish_batch = False
+        """Set by :meth:`supersede`: a prompt micro-batch under way is finished, not aborted."""
 
     def cancel(self) -> None:
+        """Stop as soon as possible, even in the middle of a prompt micro-batch."""
+        self.finish_batch = False
         if self.cancelled_at is None:
+            self.cancelled_at = time.perf_counter()
+        self._event.set()
+
+    def supersede(self) -> None:
+        """Stop for a newer job of the same document: at the next token, or once the prompt
+        micro-batch under way is done. The newer prompt shares the start of this one (edits
+        change its tail), so that batch is its work too: on a slow CPU, aborting it would
+        throw away seconds a keystroke apart, and a cold prompt would never get evaluated."""
+        if self.cancelled_at is None:
+            self.finish_batch = True
             self.cancelled_at = time.perf_counter()
         self._event.set()
 

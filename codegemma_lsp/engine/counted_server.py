@@ -15,7 +15,8 @@ is closed.
 
 ``--no-repack`` (taken before the server's own flags) loads the weights without
 llama.cpp's repacking into extra buffer types, as llama-server's ``--no-repack``
-does: on some CPUs the repacked kernels crash in batched prompt evaluation.
+does; on a CPU with AMX that is the default, since the repacked AMX kernels of this
+llama.cpp crash in the first batched decode (see ``llama_backend.cpu_has_amx``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from codegemma_lsp.engine.llama_backend import cpu_has_amx
 
 
 def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
@@ -115,9 +118,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     install_counter(Path(args[0]))
     rest = args[1:]
-    if rest[:1] == ["--no-repack"]:
-        disable_repack()
+    no_repack = rest[:1] == ["--no-repack"]
+    if no_repack:
         rest = rest[1:]
+    if no_repack or cpu_has_amx():  # the AMX kernels crash (see llama_backend)
+        disable_repack()
     sys.argv = ["llama_cpp.server", *rest]
     runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 

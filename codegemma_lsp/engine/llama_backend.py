@@ -110,6 +110,8 @@ class LlamaBackend:
         self._snapshots = SnapshotStore(snapshot_bytes)
         self._cancel: CancelToken | None = None
         """The running call's cancel flag, which llama.cpp's abort callback reads."""
+        self._evaluating = False
+        """A prompt is being evaluated (not generated from): the abort callback reads it."""
         self._abort_callback: Any = None
         self._holder: str | None = None
         """The document whose prompt the live KV cache holds."""
@@ -195,7 +197,10 @@ class LlamaBackend:
             cancel = self._cancel
             # ``cancelled_at`` rather than ``cancelled``: this runs very often, and the
             # loop's own checks (once per batch and per token) are the ones to count.
-            return cancel is not None and cancel.cancelled_at is not None
+            # A superseded job finishes its prompt micro-batch (CancelToken.supersede).
+            if cancel is None or cancel.cancelled_at is None:
+                return False
+            return not (cancel.finish_batch and self._evaluating)
 
         self._abort_callback = llama_cpp.ggml_abort_callback(abort)
         log.aborting = lambda: abort(None)
@@ -334,11 +339,14 @@ class LlamaBackend:
         llm.n_tokens = reuse
         evaluated = 0
         batch: list[int] = []
+        # One micro-batch per call, so that a superseded job stops between them.
+        step = min(self.n_batch, UBATCH)
+        self._evaluating = True
         try:
-            for start in range(reuse, len(prompt), self.n_batch):
+            for start in range(reuse, len(prompt), step):
                 if cancel.cancelled:
                     break
-                batch = prompt[start : start + self.n_batch]
+                batch = prompt[start : start + step]
                 llm.eval(batch)
                 evaluated += len(batch)
         except RuntimeError as exc:
@@ -346,6 +354,8 @@ class LlamaBackend:
                 return evaluated + _keep_finished_ubatches(llm, batch)
             _forget_cache(llm)  # llama_decode failed; trust nothing in the cache
             raise EngineError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
+        finally:
+            self._evaluating = False
         return evaluated
 
     def _generate(

@@ -161,11 +161,14 @@ class LlamaServerBackend(RemoteBackend):
                             stream.deadline, self.clock() + policy.time_budget_ms / 1000
                         )
                     tokens = tuple(t for t in event.get("tokens") or () if isinstance(t, int))
-                    content = event.get("content") or ""
-                    if tokens or content:
-                        yield Piece(str(content), tokens)
+                    content = str(event.get("content") or "")
                     if event.get("stop"):
+                        if tokens or content:
+                            yield Piece(content, tokens)
                         return
+                    # A server too old for return_tokens sends a control token as an empty
+                    # event (it holds back a split character until it is whole).
+                    yield Piece(content, tokens, control=not tokens and not content)
 
             reason: StopReason | None = None
             try:

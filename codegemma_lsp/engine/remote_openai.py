@@ -76,9 +76,10 @@ def completion_payload(
 
 
 def refuses_ids(error: RemoteError) -> bool:
-    """Whether an error answer says the server takes no token-id prompt."""
+    """Whether an error answer says the server takes no token-id prompt (llama_cpp.server:
+    a 500 whose validation error says the prompt should be a string)."""
     body = error.body.lower()
-    return error.status in (400, 422, 500) and "prompt" in body
+    return error.status in (400, 422, 500) and "prompt" in body and "string" in body
 
 
 def parse_chunk(data: str) -> tuple[str, str | None] | None:

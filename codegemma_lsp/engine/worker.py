@@ -5,8 +5,8 @@ thread, off the event loop. Submitting a job for a key cancels the job that key
 already had queued or running: its cancel flag is set, and the backend stops
 within one token or one prompt batch. A job cancelled before its turn never
 runs: its future is cancelled instead, so a storm of superseded requests drains
-at no cost. After the jobs, at most once a second, the C heap's free pages go
-back to the system (:mod:`codegemma_lsp.engine.heap`). Background jobs
+at no cost. After the jobs, now and then, the memory they freed goes back to
+the system (:mod:`codegemma_lsp.engine.heap`). Background jobs
 (pre-warming a prompt, precomputing the next suggestion) give way to any
 foreground job.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from codegemma_lsp.engine.base import CancelToken
-from codegemma_lsp.engine.heap import release_free_memory
+from codegemma_lsp.engine.heap import release_free_memory, release_free_memory_soon
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class InferenceWorker:
                 superseded += [self._latest.get(k) for k in self._background]
             for old in superseded:
                 if old is not None:
-                    old.cancel()
+                    old.supersede()
             self._latest[key] = token
             if background:
                 self._background.add(key)
@@ -101,11 +101,14 @@ class InferenceWorker:
                     if self._latest.get(key) is token:
                         del self._latest[key]
                         self._background.discard(key)
-                if idle or ran:
-                    release_free_memory()  # what the jobs freed (at most once a second)
-                # How long a cancelled job went on working after its cancel (0 for a
-                # job cancelled while queued: it never ran).
-                if token.cancelled_at is not None and self._on_cancel_latency is not None:
+                # What the jobs left behind goes back to the system, now and then.
+                if idle:
+                    release_free_memory_soon()
+                elif ran:
+                    release_free_memory()
+                # How long a cancelled job went on working after its cancel (a job
+                # cancelled while queued never ran: ``counts.skipped`` has those).
+                if ran and token.cancelled_at is not None and self._on_cancel_latency is not None:
                     self._on_cancel_latency((stopped - max(token.cancelled_at, started)) * 1000)
 
         def dropped(inner: Future[None]) -> None:

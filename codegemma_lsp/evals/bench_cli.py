@@ -30,10 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from codegemma_lsp.evals import bench_model, lookup_bench, storm_bench, team_bench
+from codegemma_lsp.evals import (
+    bench_model,
+    candidate_bench,
+    lookup_bench,
+    storm_bench,
+    team_bench,
+)
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
 from codegemma_lsp.evals.replay_metrics import (
+    ServerRecord,
     ServerStats,
     Tokenizer,
     format_table,
@@ -160,6 +167,14 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="N",
         help="engine.promptLookup for our run (draft tokens per step; default: the server's)",
     )
+    replay.add_argument(
+        "--candidates",
+        type=int,
+        choices=range(1, 5),
+        metavar="N",
+        help="completion.candidates for our run (default: the server's auto, 1 on a CPU); "
+        "the cost of 2..max(N, 3) candidates is measured after the replay either way",
+    )
     replay.set_defaults(func=run_replay_command)
     lookup = benches.add_parser(
         "lookup",
@@ -174,7 +189,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     lookup.add_argument("--repeats", type=int, default=7, help="timed batches per size")
     lookup.set_defaults(func=run_lookup_command)
-    storm_bench.add_storm_parser(benches)
+    storm_bench.add_storm_parser(benches, start_server)
     team_bench.add_team_parser(benches)
 
 
@@ -206,14 +221,29 @@ def run_replay_command(args: argparse.Namespace) -> int:
     results = []
     for mode in modes:
         try:
-            result = run_benchmark(config, mode, count, progress=say)
+            result = run_benchmark(config, mode, count, progress=say, candidates=args.candidates)
         except ProtocolError as exc:
             sys.stderr.write(f"codegemma-lsp: the replay failed: {exc}\n")
             return 1
         results.append(result)
         if args.json and len(modes) > 1:
             print(json.dumps(result), flush=True)
+    if model is not None:
+        say("timing 1 to 3 candidates from one prompt")
+        cost = candidate_bench.measure_candidate_cost(
+            model, up_to=max(3, args.candidates or 1), threads=args.threads
+        )
+        for result in results:
+            result["candidate_cost"] = cost
     print(format_table(results), flush=True)
+    for result in results:
+        if result.get("candidate_cost"):
+            print(candidate_bench.format_candidate_cost(result["candidate_cost"]), flush=True)
+        print(
+            f"joins: {result['joined_answers']} answers joined a running generation "
+            f"(join rate {result['join_rate']})",
+            flush=True,
+        )
     for result in results:
         for warning in result.get("warnings", []):
             print(f"warning ({result['mode']}): {warning}", flush=True)
@@ -225,7 +255,12 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(
-    config: BenchConfig, mode: str | None, count: Tokenizer, *, progress: Progress
+    config: BenchConfig,
+    mode: str | None,
+    count: Tokenizer,
+    *,
+    progress: Progress,
+    candidates: int | None = None,
 ) -> dict[str, Any]:
     """Ours, then the baseline, for one FIM mode: the summary dictionary."""
     sessions = recorded_sessions(config.sessions or None)
@@ -236,6 +271,8 @@ def run_benchmark(
     ours_options = ReplayOptions(time_scale=config.time_scale, seed=config.seed, oracle=oracle)
     progress(f"[{label}] replaying {len(sessions)} sessions in real time")
     ours_init = _init_options(mode, baseline=False, prompt_lookup=config.prompt_lookup)
+    if candidates is not None:
+        ours_init["completion"] = {"candidates": candidates}
     ours = run_server(config, sessions, ours_init, ours_options, progress)
     baseline = None
     warnings = list(ours.warnings)
@@ -276,11 +313,24 @@ def run_benchmark(
         machine=ours.machine,
         stop=config.stop,
     )
+    result |= join_figures(ours.stats.records)
+    result["candidates"] = candidates
     result["baseline_machine"] = baseline.machine if baseline else None
     result["quick"] = config.quick
     result["sessions"] = [session.name for session in sessions]
     result["warnings"] = warnings
     return result
+
+
+def join_figures(records: Sequence[ServerRecord] | None) -> dict[str, Any]:
+    """Answers that joined a generation already running, and their share of the answers
+    (the cache answer rate counts them too: a join is answered from the cache)."""
+    answers = [r for r in records or [] if not r.cancelled and r.source in ("model", "cache")]
+    joined = sum(1 for r in answers if r.joined)
+    return {
+        "joined_answers": joined,
+        "join_rate": round(joined / len(answers), 3) if answers else 0.0,
+    }
 
 
 def _init_options(

@@ -16,7 +16,12 @@ oracle's programs are mostly the canonical solution).
 
 Per-task results go to a JSONL file (``--out``): a header line with what
 decides the outcome (set, backend, settings), then one line per task as it
-finishes. Running again with the same file skips the tasks it holds.
+finishes, with the suggestion's confidence beside pass/fail. Running again with
+the same file skips the tasks it holds.
+
+The confidence table says, for each ``completion.minConfidence`` threshold, how many
+suggestions a user would have seen and what share of those passed: a user with the
+real model picks the threshold from a run on their own machine.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from codegemma_lsp.completion import CompletionQuery, run_completion
+from codegemma_lsp.confidence import Confidence, ThresholdRow, threshold_table
 from codegemma_lsp.config import Settings
 from codegemma_lsp.documents import Document
 from codegemma_lsp.engine.base import Backend, CancelToken
@@ -78,6 +84,8 @@ class TaskCompletion:
     prompt_tokens: int = 0
     generated_tokens: int = 0
     error: str = ""
+    confidence: dict[str, float] | None = None
+    """The shown suggestion's :class:`~codegemma_lsp.confidence.Confidence` (None: none)."""
 
 
 def complete_task(
@@ -96,6 +104,7 @@ def complete_task(
         elapsed = (time.perf_counter() - started) * 1000
         return TaskCompletion("", "", "", elapsed, error=f"{type(exc).__name__}: {exc}")
     generation = outcome.generation
+    confidence = outcome.candidates[0].confidence if outcome.candidates else None
     return TaskCompletion(
         text=outcome.text,
         scope=outcome.plan.scope.value,
@@ -103,6 +112,7 @@ def complete_task(
         completion_ms=(time.perf_counter() - started) * 1000,
         prompt_tokens=generation.prompt_tokens if generation else 0,
         generated_tokens=generation.generated_tokens if generation else 0,
+        confidence=confidence.as_dict() if confidence is not None else None,
     )
 
 
@@ -121,6 +131,7 @@ class TaskResult:
     execute_s: float
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    confidence: dict[str, float] | None = None
 
     @classmethod
     def of(cls, task: InfillTask, done: TaskCompletion, run: ExecResult) -> TaskResult:
@@ -136,11 +147,26 @@ class TaskResult:
             execute_s=round(run.seconds, 3),
             prompt_tokens=done.prompt_tokens,
             generated_tokens=done.generated_tokens,
+            confidence=done.confidence,
         )
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> TaskResult:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__ if name in row})
+
+    @property
+    def confidence_of(self) -> Confidence | None:
+        """The suggestion's confidence, None when there was no suggestion (or the row is
+        from a run before confidences were written)."""
+        data = self.confidence
+        if not self.completion or not isinstance(data, dict):
+            return None
+        try:
+            return Confidence(
+                float(data["mean_logprob"]), float(data["min_logprob"]), float(data["first_prob"])
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 class ResumeMismatch(ValueError):
@@ -226,6 +252,8 @@ class Report:
     execute_s_mean: float = 0.0
     programs_run: int = 0
     programs_reused: int = 0
+    confidence_table: tuple[ThresholdRow, ...] = ()
+    """Per ``completion.minConfidence`` threshold: suggestions shown, and of those passed."""
 
     @property
     def pass_at_1(self) -> float:
@@ -249,6 +277,15 @@ class Report:
             "card_pass_at_1": CARD_SCORES[self.set_name] / 100
             if self.set_name in CARD_SCORES
             else None,
+            "confidence_table": [
+                {
+                    "min_confidence": row.threshold,
+                    "shown": row.shown,
+                    "passed": row.passed,
+                    "pass_share": round(row.pass_share, 4),
+                }
+                for row in self.confidence_table
+            ],
         }
 
 
@@ -384,6 +421,7 @@ def evaluate(
         execute_s_mean=sum(r.execute_s for r in chosen) / len(chosen) if chosen else 0.0,
         programs_run=execution.run,
         programs_reused=execution.reused,
+        confidence_table=tuple(threshold_table((r.confidence_of, r.passed) for r in chosen)),
     )
 
 
@@ -415,8 +453,22 @@ def format_summary(report: Report, backend: str) -> str:
             # Only a model's score means something next to the card's; the oracle's,
             # the empty floor's and a fake's do not.
             *([card_line(report)] if backend.startswith("llama:") else []),
+            *confidence_lines(report),
         ]
     )
+
+
+def confidence_lines(report: Report) -> list[str]:
+    """The threshold table: what ``completion.minConfidence`` would show, and how much of
+    it passes (a task with no suggestion is never shown)."""
+    lines = ["minConfidence  shown  passed  pass share"]
+    if report.confidence_table and report.confidence_table[0].shown == 0:
+        lines.insert(0, "confidence: no suggestion carried one (none made, or no probabilities)")
+    for row in report.confidence_table:
+        lines.append(
+            f"{row.threshold:>13.1f}  {row.shown:>5}  {row.passed:>6}  {row.pass_share:>10.1%}"
+        )
+    return lines
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -458,6 +458,7 @@ class SessionReplay:
         found = item_of(message.get("result"))
         if found is None:
             request.outcome = "empty"
+            request.fresh = self.is_fresh(request)
             self.shown = None  # Neovim hides what was shown when an answer has no items
             return
         request.outcome = "items"

@@ -95,6 +95,8 @@ class ServerRecord:
     drafted_tokens: int | None = None
     accepted_drafts: int | None = None
     stop_reason: str | None = None
+    joined: bool = False
+    """Answered by joining a generation already running (source "cache")."""
 
 
 def _number(data: Mapping[str, Any], key: str) -> float | None:
@@ -128,6 +130,7 @@ def parse_record(data: Mapping[str, Any]) -> ServerRecord:
         drafted_tokens=_integer(data, "drafted_tokens"),
         accepted_drafts=_integer(data, "accepted_drafts"),
         stop_reason=data["stop_reason"] if isinstance(data.get("stop_reason"), str) else None,
+        joined=data.get("joined") is True,
     )
 
 
@@ -539,7 +542,7 @@ def run_figures(
     return RunFigures(
         requests=len(requests),
         answered_with_items=outcomes.count("items"),
-        fresh_items=sum(1 for request in requests if request.fresh),
+        fresh_items=sum(1 for r in requests if r.fresh and r.outcome == "items"),
         empty=outcomes.count("empty"),
         cancelled=outcomes.count("cancelled"),
         errors=outcomes.count("error"),

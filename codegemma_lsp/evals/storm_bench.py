@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ FULL_SECONDS = 60.0
 QUICK_SECONDS = 10.0
 ANSWER_TIMEOUT_S = 120.0
 """How long the storm's requests may take to be answered, all of them, after the last."""
-SETTLE_S = 2.0
+SETTLE_S = 3.0
 """How long the server must be idle before its memory is read."""
 
 TYPED = "\n    total = compute(alpha, beta) + offset  # running total"
@@ -380,7 +381,14 @@ def format_storm(result: dict[str, Any]) -> str:
     )
 
 
-def add_storm_parser(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+StartServer = Callable[[LspProcess, Path, dict[str, Any]], object]
+"""Initializes a server and waits for its model (``bench_cli.start_server``)."""
+
+
+def add_storm_parser(
+    benches: argparse._SubParsersAction[argparse.ArgumentParser], start: StartServer
+) -> None:
+    """Register ``bench storm``; ``start`` brings a server up as the other benchmarks do."""
     storm = benches.add_parser(
         "storm",
         help="50 completion requests a second, with edits between, against the real server",
@@ -406,12 +414,10 @@ def add_storm_parser(benches: argparse._SubParsersAction[argparse.ArgumentParser
     )
     storm.add_argument("--backend", help=argparse.SUPPRESS)
     storm.add_argument("--threads", type=int, help="llama.cpp threads")
-    storm.set_defaults(func=run_storm_command)
+    storm.set_defaults(func=lambda args: run_storm_command(args, start))
 
 
-def run_storm_command(args: argparse.Namespace) -> int:
-    from codegemma_lsp.evals.bench_cli import start_server
-
+def run_storm_command(args: argparse.Namespace, start: StartServer) -> int:
     if args.file is not None:
         try:
             text = args.file.read_text(encoding="utf-8", errors="surrogateescape")
@@ -435,7 +441,7 @@ def run_storm_command(args: argparse.Namespace) -> int:
         command = server_command(model=model, backend=args.backend, threads=args.threads)
         server = LspProcess(command, cwd=root, env=child_env())
         try:
-            start_server(server, root, {})
+            start(server, root, {})
             sys.stderr.write(f"storming {name} for {seconds:g} s at {args.rate:g} requests/s\n")
             result = run_storm(server, path, text, options)
         except ProtocolError as exc:

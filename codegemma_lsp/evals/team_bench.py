@@ -43,7 +43,7 @@ from typing import Any
 
 from codegemma_lsp.engine.counted_server import read_counts
 from codegemma_lsp.engine.http_stream import RemoteError, parse_url, request_json
-from codegemma_lsp.engine.llama_backend import LlamaTokenizer, physical_cores
+from codegemma_lsp.engine.llama_backend import LlamaTokenizer, cpu_has_amx, physical_cores
 from codegemma_lsp.evals import bench_model
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
@@ -129,14 +129,14 @@ def engine_command(config: TeamConfig, port: int, arm: str, scratch: Path) -> li
             "--metrics",
             "-t",
             threads,
-            *(["--no-repack"] if config.no_repack else []),
+            *(["--no-repack"] if config.no_repack or cpu_has_amx() else []),
         ]
     command = [
         sys.executable,
         "-m",
         "codegemma_lsp.engine.counted_server",
         str(scratch / f"counts-{arm}.jsonl"),
-        *(["--no-repack"] if config.no_repack else []),
+        *(["--no-repack"] if config.no_repack or cpu_has_amx() else []),
         "--model",
         str(config.model),
         "--host",
@@ -280,7 +280,10 @@ def _start_daemon(server: LspProcess, root: Path, init_options: dict[str, Any]) 
             if params.get("state") == "ready":
                 return warnings
             if params.get("state") == "error":
-                raise ProtocolError(f"the daemon cannot use the engine: {params.get('message')}")
+                # A remote engine that is busy (llama_cpp.server answers nothing while it
+                # evaluates a prompt) is tried again on each request: not fatal.
+                warnings.append(f"engine not reachable at start: {params.get('message')}")
+                return warnings
 
 
 def run_client(
@@ -385,18 +388,24 @@ def arm_figures(
             clients.append(entry)
             continue
         figures = run_figures([run.log], run.stats, count, peak_rss_mb=None)
+        records = run.stats.records or []
+        # Requests the daemon declined without the model (no completion at that place)
+        # are answered at once: they are no measure of the engine.
+        declined = {r.request_id for r in records if r.source == "none"}
         answered = [
             request.latency_ms
             for request in run.log.requests
-            if request.outcome in ("items", "empty") and request.latency_ms is not None
+            if request.outcome in ("items", "empty")
+            and request.latency_ms is not None
+            and request.id not in declined
         ]
         latencies += answered
         typed_total += figures.typed_tokens
-        records = run.stats.records or []
         errors = sum(1 for r in records if r.stop_reason == "error")
         remote = run.summary.get("remote_ms") or {}
         entry.update(
             requests=figures.requests,
+            declined=len(declined),
             answered=len(answered),
             cancelled=figures.cancelled,
             unanswered=figures.unanswered,
@@ -490,7 +499,8 @@ def format_team(result: dict[str, Any]) -> str:
         f"bench team: {result['clients']} clients, engine {result['engine']}"
         + (" (quick)" if result["quick"] else ""),
         "",
-        f"{'arm':<8} {'client':<28} {'answered':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}",
+        f"{'arm':<8} {'client':<28} {'answered':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'cancel':>6} {'errors':>6} {'declined':>8}",
     ]
     for arm in ARMS:
         figures = result["arms"][arm]
@@ -501,7 +511,8 @@ def format_team(result: dict[str, Any]) -> str:
                 continue
             lines.append(
                 f"{arm:<8} {name:<28} {client['answered']:>8} {_cell(client['p50_ms']):>8} "
-                f"{_cell(client['p95_ms']):>8} {client['engine_errors']:>6}"
+                f"{_cell(client['p95_ms']):>8} {client['cancelled']:>6} "
+                f"{client['engine_errors']:>6} {client['declined']:>8}"
             )
         lines.append(
             f"{arm:<8} {'all clients':<28} {figures['answered']:>8} "
@@ -515,6 +526,12 @@ def format_team(result: dict[str, Any]) -> str:
             f"tokens/s of wall time; busy {_cell(server.get('busy_share'))} of the time"
         )
         lines.append("")
+    lines.append(
+        "answered: requests answered through the engine or the suggestion cache (latency "
+        "from the request to its answer); declined: requests the daemon answered at once "
+        "without the engine (no completion at that place); cancel: superseded by the "
+        "client's next request."
+    )
     lines.append(result["meaning"])
     return "\n".join(lines)
 
@@ -537,7 +554,7 @@ def run_team(config: TeamConfig, progress: Progress) -> dict[str, Any]:
         "clients": config.clients,
         "quick": config.quick,
         "model": config.model.name,
-        "no_repack": config.no_repack,
+        "no_repack": config.no_repack or cpu_has_amx(),
         "daemon_timeout_ms": config.timeout_ms or 15_000,
         "sessions": [session.name for session in team_sessions(config)],
         "arms": arms,

@@ -11,17 +11,21 @@
 ;; locally by llama.cpp) as grey "ghost text" after point, over eglot's
 ;; connection to the server:
 ;;
-;;   - after `codegemma-lsp-idle-delay' seconds without typing it asks the
-;;     server for `textDocument/inlineCompletion' (no eglot release has an
-;;     inline-completion UI of its own, hence this file);
+;;   - after a pause in typing (`codegemma-lsp-idle-delay': by default it
+;;     follows your rhythm, twice your median gap between keystrokes, from
+;;     75 to 600 ms) it asks the server for `textDocument/inlineCompletion'
+;;     (no eglot release has an inline-completion UI of its own, hence this
+;;     file);
 ;;   - TAB accepts the ghost text (TAB does what it always did when there is
 ;;     none), M-f its next word and C-e the rest of its line (the rest stays
-;;     shown), C-g dismisses it, and so does any edit that does not type the
-;;     ghost text's next characters;
+;;     shown), M-] and M-[ cycle through the server's candidates, C-g
+;;     dismisses it, and so does any edit that does not type the ghost text's
+;;     next characters;
 ;;   - the mode line shows whether the model is downloading (with its
-;;     percentage), loading, ready or failed, and "…" while a completion is on
-;;     its way; once the model is ready, a completion typed for while it
-;;     loaded is asked for again.
+;;     percentage), loading, ready, slow or failed, and "…" while a completion
+;;     is on its way; its tooltip and `codegemma-lsp-show-status' give your
+;;     own numbers (shown, accepted, kept 30 s later, latency); once the model
+;;     is ready, a completion typed for while it loaded is asked for again.
 ;;
 ;; The same completions reach `completion-at-point' (C-M-i, Company, Corfu)
 ;; through eglot's own capf, which asks `textDocument/completion'.
@@ -64,9 +68,12 @@ For example (:completion (:maxNewTokens 32) :fim (:prefixTokens 512)).
 `codegemma-lsp-model-path', when set, overrides model.path here."
   :type 'plist)
 
-(defcustom codegemma-lsp-idle-delay 0.3
-  "Seconds without typing before asking for a completion."
-  :type 'number)
+(defcustom codegemma-lsp-idle-delay 'auto
+  "Seconds without typing before asking for a completion.
+`auto' follows your typing rhythm: twice the median gap between your
+last 20 keystrokes (gaps over a second are pauses, not rhythm), kept
+between 0.075 and 0.6 seconds; 0.2 until five gaps are known."
+  :type '(choice (const :tag "Follow the typing rhythm" auto) number))
 
 (defcustom codegemma-lsp-request-timeout 30
   "Seconds to wait for a completion before giving up on it."
@@ -108,6 +115,10 @@ A plist (:state :model :message :progress).")
 
 (defvar codegemma-lsp--latencies (make-hash-table :test #'eq :weakness 'key)
   "Seconds the last answered completion of each server took.")
+
+(defvar codegemma-lsp--numbers (make-hash-table :test #'eq :weakness 'key)
+  "(TIME . NUMBERS): the user's own numbers of each server, as of TIME.
+NUMBERS is the `:user' plist of a `codegemma/stats' reply.")
 
 (defun codegemma-lsp--contact (&optional _interactive _project)
   "The eglot contact for codegemma-lsp, read at each server start."
@@ -159,12 +170,14 @@ model in memory) for all its languages."
 
 (cl-defmethod eglot-handle-notification
   ((server eglot-lsp-server) (_method (eql codegemma/status))
-   &key state model message progress &allow-other-keys)
+   &key state model message progress slow &allow-other-keys)
   "Keep SERVER's STATE, MODEL, MESSAGE and download PROGRESS.
-The mode line shows them.  When the model becomes ready, ask again
-for a completion at point: what was typed while it loaded got none."
+The mode line shows them, and SLOW: answers have become slow, which
+MESSAGE explains.  When the model becomes ready, ask again for a
+completion at point: what was typed while it loaded got none."
   (let ((before (plist-get (gethash server codegemma-lsp--statuses) :state)))
-    (puthash server (list :state state :model model :message message :progress progress)
+    (puthash server (list :state state :model model :message message :progress progress
+                          :slow (eq slow t))
              codegemma-lsp--statuses)
     (when (and (equal state "ready") (not (equal before "ready")))
       (run-at-time 0 nil #'codegemma-lsp--ask-again server)))
@@ -221,6 +234,9 @@ for a completion at point: what was typed while it loaded got none."
   "A completion shown after point."
   overlay  ; empty overlay at point whose after-string is the ghost text
   anchor   ; marker where the ghost starts; stays before text typed there
+  origin   ; marker where it was shown: CHOICES start there
+  choices  ; the server's candidates, a list of (TEXT . COMMAND), for M-] and M-[
+  (index 0) ; which of CHOICES is shown
   text     ; what accepting inserts at the anchor
   end      ; marker: end of the text the item replaces (not before anchor)
   command  ; the item's LSP Command, run on accept
@@ -262,6 +278,7 @@ for a completion at point: what was typed while it loaded got none."
     (setq codegemma-lsp--current nil)
     (delete-overlay (codegemma-lsp--ghost-overlay ghost))
     (set-marker (codegemma-lsp--ghost-anchor ghost) nil)
+    (set-marker (codegemma-lsp--ghost-origin ghost) nil)
     (set-marker (codegemma-lsp--ghost-end ghost) nil)))
 
 (defun codegemma-lsp--render (ghost)
@@ -289,33 +306,77 @@ for a completion at point: what was typed while it loaded got none."
   (let ((text (plist-get item :insertText)))
     (if (stringp text) text (or (plist-get text :value) ""))))
 
+(defun codegemma-lsp--choice (item)
+  "ITEM as (TEXT . COMMAND) from point, with its END, or nil when it has no rest.
+A range that starts before point replaces what was typed there, which
+the insert text must then start with; the rest is the ghost."
+  (let* ((text (codegemma-lsp--insert-text item))
+         (range (plist-get item :range))
+         (beg (if range (eglot--lsp-position-to-point (plist-get range :start)) (point)))
+         (end (if range (eglot--lsp-position-to-point (plist-get range :end)) (point)))
+         (typed (and (<= beg (point))
+                     (buffer-substring-no-properties beg (point)))))
+    (when (and typed (string-prefix-p typed text)
+               (> (length text) (length typed)))
+      (list (cons (substring text (length typed)) (plist-get item :command)) end))))
+
 (defun codegemma-lsp--show (server result)
-  "Show the first item of SERVER's inlineCompletion RESULT at point."
+  "Show the first item of SERVER's inlineCompletion RESULT at point.
+The other items are kept for `codegemma-lsp-next' and `codegemma-lsp-previous'."
   (codegemma-lsp--clear)
-  (let* ((items (codegemma-lsp--items result))
-         (item (and (> (length items) 0) (aref items 0))))
-    (when item
-      (let* ((text (codegemma-lsp--insert-text item))
-             (range (plist-get item :range))
-             (beg (if range (eglot--lsp-position-to-point (plist-get range :start)) (point)))
-             (end (if range (eglot--lsp-position-to-point (plist-get range :end)) (point)))
-             (typed (and (<= beg (point))
-                         (buffer-substring-no-properties beg (point)))))
-        ;; A range that starts before point replaces what was typed there,
-        ;; which the insert text must then start with; the rest is the ghost.
-        (when (and typed (string-prefix-p typed text)
-                   (> (length text) (length typed)))
-          (setq codegemma-lsp--current
-                (codegemma-lsp--make-ghost
-                 :overlay (make-overlay (point) (point) nil t nil)
-                 :anchor (copy-marker (point))
-                 :text (substring text (length typed))
-                 :end (copy-marker (max end (point)) t)
-                 :command (plist-get item :command)
-                 :server server
-                 :size (buffer-size)
-                 :tick (buffer-chars-modified-tick)))
-          (codegemma-lsp--render codegemma-lsp--current))))))
+  (let* ((found (delq nil (mapcar #'codegemma-lsp--choice (codegemma-lsp--items result))))
+         (choices (cl-remove-duplicates (mapcar #'car found) :key #'car :test #'equal
+                                        :from-end t)))
+    (when choices
+      (setq codegemma-lsp--current
+            (codegemma-lsp--make-ghost
+             :overlay (make-overlay (point) (point) nil t nil)
+             :anchor (copy-marker (point))
+             :origin (copy-marker (point))
+             :choices choices
+             :text (car (car choices))
+             :end (copy-marker (max (cadr (car found)) (point)) t)
+             :command (cdr (car choices))
+             :server server
+             :size (buffer-size)
+             :tick (buffer-chars-modified-tick)))
+      (codegemma-lsp--render codegemma-lsp--current))))
+
+(defun codegemma-lsp--cycle (step)
+  "Show the candidate STEP places on (negative: back) that fits what was typed."
+  (let ((ghost codegemma-lsp--current))
+    (unless ghost
+      (user-error "No CodeGemma completion is shown"))
+    (let* ((choices (codegemma-lsp--ghost-choices ghost))
+           (count (length choices))
+           (since (buffer-substring-no-properties (codegemma-lsp--ghost-origin ghost)
+                                                  (codegemma-lsp--ghost-anchor ghost)))
+           (index (codegemma-lsp--ghost-index ghost))
+           (tries (1- count))
+           found)
+      (while (and (not found) (> tries 0))
+        (setq index (mod (+ index step) count)
+              tries (1- tries))
+        (let ((choice (nth index choices)))
+          (when (and (string-prefix-p since (car choice))
+                     (> (length (car choice)) (length since)))
+            (setq found choice))))
+      (if (not found)
+          (message "[codegemma-lsp] no other candidate")
+        (setf (codegemma-lsp--ghost-index ghost) index
+              (codegemma-lsp--ghost-text ghost) (substring (car found) (length since))
+              (codegemma-lsp--ghost-command ghost) (cdr found))
+        (codegemma-lsp--render ghost)))))
+
+(defun codegemma-lsp-next ()
+  "Show the server's next candidate in place of the ghost text."
+  (interactive)
+  (codegemma-lsp--cycle 1))
+
+(defun codegemma-lsp-previous ()
+  "Show the server's previous candidate in place of the ghost text."
+  (interactive)
+  (codegemma-lsp--cycle -1))
 
 (defun codegemma-lsp--follow (ghost)
   "Whether GHOST survives the last command.
@@ -366,6 +427,7 @@ after typing."
        :success-fn
        (lambda (result)
          (puthash server (- (float-time) started) codegemma-lsp--latencies)
+         (codegemma-lsp--refresh-numbers server)
          (when (buffer-live-p buffer)
            (with-current-buffer buffer
              (codegemma-lsp--done seq)
@@ -404,12 +466,43 @@ after typing."
     (when (and codegemma-lsp-mode (not codegemma-lsp--current))
       (codegemma-lsp--request))))
 
+(defconst codegemma-lsp--delay-bounds '(0.075 . 0.6)
+  "The shortest and longest idle delay `auto' gives, in seconds.")
+
+(defvar codegemma-lsp--keystrokes nil
+  "When the latest edits were made (`float-time'), newest first; at most 21.")
+
+(defun codegemma-lsp--typing-delay (times)
+  "The idle delay for the typing rhythm in TIMES (edit times, newest first).
+Twice the median gap between the last 20 keystrokes, within
+`codegemma-lsp--delay-bounds'; gaps over a second are pauses, not
+rhythm.  0.2 seconds until five gaps are known."
+  (let ((gaps (sort (cl-loop for (newer older) on times
+                             while older
+                             for gap = (- newer older)
+                             when (<= gap 1.0) collect gap)
+                    #'<)))
+    (if (< (length gaps) 5)
+        0.2
+      (let* ((n (length gaps))
+             (median (if (cl-oddp n)
+                         (nth (/ n 2) gaps)
+                       (/ (+ (nth (1- (/ n 2)) gaps) (nth (/ n 2) gaps)) 2.0))))
+        (max (car codegemma-lsp--delay-bounds)
+             (min (cdr codegemma-lsp--delay-bounds) (* 2 median)))))))
+
+(defun codegemma-lsp--idle-delay ()
+  "Seconds of idleness before a request: the option's, or the rhythm's."
+  (if (numberp codegemma-lsp-idle-delay)
+      codegemma-lsp-idle-delay
+    (codegemma-lsp--typing-delay codegemma-lsp--keystrokes)))
+
 (defun codegemma-lsp--schedule ()
-  "Request a completion after `codegemma-lsp-idle-delay' seconds of idleness."
+  "Request a completion after `codegemma-lsp--idle-delay' seconds of idleness."
   (when (timerp codegemma-lsp--timer)
     (cancel-timer codegemma-lsp--timer))
   (setq codegemma-lsp--timer
-        (run-with-idle-timer codegemma-lsp-idle-delay nil
+        (run-with-idle-timer (codegemma-lsp--idle-delay) nil
                              #'codegemma-lsp--on-idle (current-buffer))))
 
 (defun codegemma-lsp--post-command ()
@@ -417,6 +510,10 @@ after typing."
   (let* ((tick (buffer-chars-modified-tick))
          (edited (not (eql tick codegemma-lsp--last-tick))))
     (setq codegemma-lsp--last-tick tick)
+    (when edited
+      (push (float-time) codegemma-lsp--keystrokes)
+      (when (nthcdr 21 codegemma-lsp--keystrokes)
+        (setcdr (nthcdr 20 codegemma-lsp--keystrokes) nil)))
     (when (eq this-command 'keyboard-quit)
       ;; C-g also drops a reply still on its way.
       (cl-incf codegemma-lsp--request-seq))
@@ -543,27 +640,67 @@ The item's accept command names the suggestion."
 
 ;;; Mode line
 
+(defun codegemma-lsp--refresh-numbers (server &optional wait)
+  "Ask SERVER for the user's own numbers, at most every 10 s unless WAIT.
+With WAIT, wait for them (a second at most)."
+  (let ((known (gethash server codegemma-lsp--numbers)))
+    (cond
+     (wait
+      (let ((reply (ignore-errors
+                     (jsonrpc-request server :codegemma/stats (make-hash-table) :timeout 1))))
+        (when reply
+          (puthash server (cons (float-time) (plist-get reply :user)) codegemma-lsp--numbers))))
+     ((or (null known) (> (- (float-time) (car known)) 10))
+      (puthash server (cons (float-time) (cdr known)) codegemma-lsp--numbers)
+      (jsonrpc-async-request
+       server :codegemma/stats (make-hash-table)
+       :success-fn (lambda (reply)
+                     (puthash server (cons (float-time) (plist-get reply :user))
+                              codegemma-lsp--numbers))
+       :error-fn #'ignore
+       :timeout-fn #'ignore)))))
+
+(defun codegemma-lsp--format-numbers (numbers)
+  "The user's own NUMBERS (a `codegemma/stats' :user plist) in one line, or \"\"."
+  (if (null numbers)
+      ""
+    (let ((latency (plist-get numbers :latency_ms)))
+      (format (concat "shown %s, accepted %s (+%s partly), %s chars kept 30 s of %s; "
+                      "p50 %.0f ms, p95 %.0f ms; %.0f%% from cache or joins")
+              (plist-get numbers :shown) (plist-get numbers :accepted)
+              (plist-get numbers :accepted_partially)
+              (plist-get numbers :retained_chars) (plist-get numbers :accepted_chars)
+              (or (plist-get latency :p50) 0) (or (plist-get latency :p95) 0)
+              (* 100 (or (plist-get numbers :cache_or_join_share) 0))))))
+
 (defun codegemma-lsp-status ()
-  "The last `codegemma/status' of this buffer's server, and its last latency.
-A plist (:state :model :message :progress :latency), :latency in seconds."
+  "The last `codegemma/status' of this buffer's server, its latency, your numbers.
+A plist (:state :model :message :progress :slow :latency :numbers),
+:latency in seconds, :numbers the `codegemma/stats' :user plist."
   (let ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server))))
     (and server
          (append (gethash server codegemma-lsp--statuses)
-                 (list :latency (gethash server codegemma-lsp--latencies))))))
+                 (list :latency (gethash server codegemma-lsp--latencies)
+                       :numbers (cdr (gethash server codegemma-lsp--numbers)))))))
 
 (defun codegemma-lsp-show-status ()
-  "Say whether the model is ready, which it is, and the last completion's time."
+  "Say whether the model is ready, which it is, the last latency, your numbers."
   (interactive)
+  (let ((server (and (bound-and-true-p eglot--managed-mode) (eglot-current-server))))
+    (when (and server (jsonrpc-running-p server))
+      (codegemma-lsp--refresh-numbers server t)))
   (let ((status (codegemma-lsp-status)))
     (if (null status)
         (message "codegemma-lsp: no server manages this buffer")
-      (let ((latency (plist-get status :latency)))
-        (message "codegemma-lsp: %s, model %s%s; last completion: %s"
+      (let ((latency (plist-get status :latency))
+            (numbers (codegemma-lsp--format-numbers (plist-get status :numbers))))
+        (message "codegemma-lsp: %s, model %s%s; last completion: %s%s"
                  (or (plist-get status :state) "starting")
                  (or (plist-get status :model) "-")
                  (let ((text (plist-get status :message)))
                    (if (and (stringp text) (not (string-empty-p text))) (concat " (" text ")") ""))
-                 (if latency (format "%.0f ms" (* 1000 latency)) "none yet"))))))
+                 (if latency (format "%.0f ms" (* 1000 latency)) "none yet")
+                 (if (string-empty-p numbers) "" (concat "\nyours: " numbers)))))))
 
 (defun codegemma-lsp--lighter ()
   "The mode-line text: \" CG\", the model state unless it is ready, \"…\" while asking."
@@ -577,15 +714,20 @@ A plist (:state :model :message :progress :latency), :latency in seconds."
                          ((null state) ":starting")
                          ((and (equal state "downloading") (numberp progress))
                           (format ":downloading %d%%" progress))
-                         ((equal state "ready") (if codegemma-lsp--pending "…" ""))
+                         ((equal state "ready")
+                          (concat (if (plist-get status :slow) ":slow" "")
+                                  (if codegemma-lsp--pending "…" "")))
                          (t (concat ":" state))))
      'help-echo (if status
-                    (format "codegemma-lsp: %s\nmodel: %s\n%s%s" state
+                    (format "codegemma-lsp: %s\nmodel: %s\n%s%s%s" state
                             (or (plist-get status :model) "-")
                             (or (plist-get status :message) "")
                             (if latency
                                 (format "\nlast completion: %.0f ms" (* 1000 latency))
-                              ""))
+                              "")
+                            (let ((numbers (codegemma-lsp--format-numbers
+                                            (cdr (gethash server codegemma-lsp--numbers)))))
+                              (if (string-empty-p numbers) "" (concat "\nyours: " numbers))))
                   "codegemma-lsp: no server"))))
 
 
@@ -739,11 +881,15 @@ in the background, and `codegemma-lsp-generate-cancel' stops it."
         (accept '(menu-item "" codegemma-lsp-accept :filter codegemma-lsp--when-shown))
         (dismiss '(menu-item "" codegemma-lsp-dismiss :filter codegemma-lsp--when-shown))
         (word '(menu-item "" codegemma-lsp-accept-word :filter codegemma-lsp--when-shown))
-        (line '(menu-item "" codegemma-lsp-accept-line :filter codegemma-lsp--when-shown)))
+        (line '(menu-item "" codegemma-lsp-accept-line :filter codegemma-lsp--when-shown))
+        (next '(menu-item "" codegemma-lsp-next :filter codegemma-lsp--when-shown))
+        (previous '(menu-item "" codegemma-lsp-previous :filter codegemma-lsp--when-shown)))
     (define-key map (kbd "TAB") accept)
     (define-key map (kbd "<tab>") accept)
     (define-key map (kbd "M-f") word)
     (define-key map (kbd "C-e") line)
+    (define-key map (kbd "M-]") next)
+    (define-key map (kbd "M-[") previous)
     (define-key map (kbd "C-g") dismiss)
     map)
   "Keys of `codegemma-lsp-mode'; each one acts only while ghost text is shown.")
@@ -752,11 +898,12 @@ in the background, and `codegemma-lsp-generate-cancel' stops it."
 (define-minor-mode codegemma-lsp-mode
   "Show CodeGemma completions from codegemma-lsp as ghost text.
 
-After `codegemma-lsp-idle-delay' seconds without typing, the
+After a pause in typing (`codegemma-lsp-idle-delay'), the
 completion appears after point.  The Tab key accepts it, M-f
-accepts its next word, C-e the rest of its line, and the key of
-`keyboard-quit' dismisses it; while none is shown, these keys do
-what they did before.  Typing its next characters keeps the
+accepts its next word, C-e the rest of its line, M-] and M-[ show
+the server's other candidates, and the key of `keyboard-quit'
+dismisses it; while none is shown, these keys do what they did
+before.  Typing its next characters keeps the
 rest shown; any other edit dismisses it.  `codegemma-lsp-complete'
 asks at once.
 

@@ -151,6 +151,40 @@ def test_builtin_inline_completion_with_a_real_tiny_model(
     assert values["ghost_after_accept"] is None, run.report()
 
 
+@pytest.mark.model
+def test_plugin_cycles_through_candidates_and_reports_the_users_numbers(
+    nvim: Neovim, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    workspace = make_workspace(tmp_path, "")
+    cmd = server_command(
+        "--model", str(tiny_model_path), "--log-file", str(workspace.server_log), "-v"
+    )
+    # Random weights make random words; in a comment any words are whole syntax.
+    params = {
+        **base_params(workspace, cmd, "# sum of the two numbers and "),
+        "settings": {"completion": {"candidates": 3}},
+        "ready_timeout_ms": 10000,
+        "ghost_timeout_ms": 8000,
+    }
+    run = run_scenario(
+        nvim,
+        "plugin_candidates.lua",
+        params,
+        tmp_path,
+        timeout_s=30,
+        log_files=[workspace.server_log],
+    )
+    values = check(run)
+    assert values["second"]["text"] != values["first"]["text"], run.report()
+    assert values["back"]["text"] == values["first"]["text"], run.report()
+    # The pause follows the rhythm, within its bounds (its value depends on the machine).
+    assert values["debounce_before"] == 200, run.report()
+    assert 75 <= values["debounce_after_typing"] <= 600, run.report()
+    assert values["numbers"]["shown"] >= 1, run.report()
+    assert "yours: shown " in values["status_command"], run.report()
+
+
 @pytest.fixture(scope="module")
 def plugin_run(nvim: Neovim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioRun]:
     """One run of the user's setup (editor-configs/nvim); the tests below check its parts."""

@@ -342,6 +342,24 @@ def test_ghost_text_accepted_then_toggled_off(tools: Tools, vsix: Path, tmp_path
     assert [line for line in warnings if "setting" in line] == [], report
 
 
+@pytest.mark.model
+def test_vs_code_cycles_through_the_servers_candidates(
+    tools: Tools, vsix: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    # Random weights make random words; in a comment any words are whole syntax, so
+    # truncation keeps them and the three candidates differ.
+    files = {"sample.py": "def add(a, b):\n"}
+    server_args = ["--model", str(tiny_model_path)]
+    settings = {"codegemma.completion.candidates": 3}
+    with code_server(tools, vsix, tmp_path, files, server_args, settings) as server:
+        outcome = drive(tools, server, "cycle", fileName="sample.py", typed="    # sum of a and ")
+        report = failure_report(outcome, server)
+    assert outcome.get("ok"), report
+    values = outcome["values"]
+    assert values["first"].strip() and values["second"] != values["first"], report
+    assert values["back"] == values["first"], report
+
+
 def test_model_error_is_shown_in_the_status_bar(tools: Tools, vsix: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-output.txt"
     files = {"sample.py": SAMPLE}

@@ -11,7 +11,8 @@ is faithful in what the backend relies on, and in nothing else:
   ``stop: true``; a request is served by the slot ``id_slot`` names, and
   ``cache_prompt`` keeps each slot's tokens so that ``timings.prompt_n`` counts only
   the tokens after the common prefix, as llama-server does;
-- a client that closes the connection ends the stream (``disconnected`` is set).
+- a client that closes the connection ends the stream (``disconnected`` is set);
+- ``without_token_ids`` answers as servers before ``return_tokens`` did.
 
 It "generates" the ids of ``script`` (each token's text is ``pieces[id]``), and can
 answer errors: ``fail_first`` requests get a 503, ``error_event_after`` sends an error
@@ -44,6 +45,8 @@ class FakeLlamaServer:
         self.token_delay_s = token_delay_s
         self.fail_first = 0
         self.error_event_after: int | None = None
+        self.without_token_ids = False
+        """Answer as a server older than ``return_tokens``: no ids, control tokens empty."""
         self.requests: list[dict[str, Any]] = []
         self.slot_tokens: dict[int, list[int]] = {}
         self.disconnected = threading.Event()
@@ -132,13 +135,15 @@ class FakeLlamaServer:
                 break
             if self.token_delay_s:
                 time.sleep(self.token_delay_s)
-            event = {
+            event: dict[str, Any] = {
                 "content": self.pieces.get(token, f"<{token}>"),
                 "tokens": [token],
                 "stop": False,
                 "id_slot": slot,
                 "timings": {**timings, "predicted_n": index + 1, "predicted_ms": 2.0 * (index + 1)},
             }
+            if self.without_token_ids:
+                del event["tokens"]
             if not send(event):
                 return
         else:

@@ -122,6 +122,20 @@ def test_a_stop_id_ends_the_middle_and_the_stream(tiny_model_path: Path) -> None
         fake.close()
 
 
+def test_a_server_without_token_ids_still_stops_at_a_control_token(tiny_model_path: Path) -> None:
+    fake = FakeLlamaServer(pieces={1000: "a", 1001: "b"})
+    try:
+        backend = _backend(fake, tiny_model_path)
+        separator = FimTokens.lookup(backend.tokenizer).file_separator
+        fake.script = [1000, separator, 1001]
+        fake.pieces[separator] = ""  # a control token's piece
+        fake.without_token_ids = True
+        generation = backend.generate(_prompt(backend), _policy(backend), CancelToken())
+        assert (generation.text, generation.stop_reason) == ("a", "stop")
+    finally:
+        fake.close()
+
+
 def test_a_cancel_mid_stream_closes_the_connection(tiny_model_path: Path) -> None:
     fake = FakeLlamaServer(script=[1000] * 400, pieces={1000: "a"}, token_delay_s=0.005)
     try:

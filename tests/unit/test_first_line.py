@@ -159,6 +159,21 @@ async def test_a_request_there_waits_for_the_rest_still_being_generated() -> Non
     assert len(fake.model_calls) == 2  # the join asked the model nothing
 
 
+async def test_a_request_that_waited_for_nothing_goes_on_to_the_model() -> None:
+    fake = BlockFake("result += 1", "")  # the rest adds nothing
+    fake.gate.clear()
+    async with running(fake, "on") as service:
+        doc = Document(URI, TEXT, language=PYTHON)
+        assert await complete(service, doc, CURSOR, 1) == "result += 1"
+        await asyncio.to_thread(fake.rest_started.wait)
+        insert(doc, CURSOR, "result += 1")
+        joined = asyncio.ensure_future(complete(service, doc, CURSOR + 11, 2))
+        await asyncio.sleep(0)
+        fake.gate.set()
+        await joined
+    assert len(fake.model_calls) == 3  # the line, its (empty) rest, then the request's own
+
+
 async def test_a_first_line_that_cannot_stand_alone_waits_for_its_block() -> None:
     fake = BlockFake("result = sum(", "        values)\n")
     async with running(fake, "on") as service:

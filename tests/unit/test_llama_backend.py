@@ -604,7 +604,10 @@ def test_a_cancel_interrupts_a_prompt_batch_in_the_middle(tiny_model_path: Path)
         assert generation.stop_reason == "cancelled"
         after = complete(backend, request, CancelToken())
         assert after.stop_reason != "cancelled"
-        assert after.evaluated_tokens == after.prompt_tokens  # nothing half-done was kept
+        # Micro-batches finished before the abort are kept (how many depends on the
+        # machine's speed); nothing else is, and nothing kept is evaluated twice.
+        assert generation.evaluated_tokens < after.prompt_tokens
+        assert generation.evaluated_tokens + after.evaluated_tokens == after.prompt_tokens
     finally:
         backend.close()
 

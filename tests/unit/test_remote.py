@@ -241,6 +241,8 @@ def test_refuses_ids() -> None:
     assert refuses_ids(RemoteError("x", kind="status", status=500, body=body))
     assert not refuses_ids(RemoteError("x", kind="status", status=503, body=body))
     assert not refuses_ids(RemoteError("x", kind="status", status=500, body="out of memory"))
+    too_long = "This model's maximum context length is 8192 tokens; reduce the prompt"
+    assert not refuses_ids(RemoteError("x", kind="status", status=400, body=too_long))
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,7 @@ def test_a_job_cancelled_while_queued_never_runs() -> None:
     assert first.result(5) == "blocker"
     assert superseded.cancelled() and dropped.cancelled()
     assert ran == ["newest"]
-    assert len(latencies) == 2 and all(ms < 1000 for ms in latencies)
+    assert latencies == []  # only work that ran has a cancel latency
     worker.run_exclusive(lambda: None).result(5)  # every job's bookkeeping is done
     counts = worker.counts
     assert (counts.submitted, counts.ran, counts.skipped) == (4, 2, 2)

@@ -4,9 +4,11 @@
 // Inline completions themselves need no code here: vscode-languageclient 10
 // registers an InlineCompletionItemProvider for the server's
 // `inlineCompletionProvider`, and the item's `codegemma.accept` command for its
-// `executeCommandProvider`. The middleware times requests, drops them while
-// completions are toggled off, keeps the suggest widget out of it, and remembers
-// the suggestion shown, so that accepting its next word can be counted.
+// `executeCommandProvider`. Several candidates are several items, which VS Code
+// cycles itself (Alt+] / Alt+[ and the inline suggestion toolbar). The middleware
+// waits for a pause that follows the typing rhythm (src/pacing.ts), times requests,
+// drops them while completions are toggled off, keeps the suggest widget out of it,
+// and remembers the suggestion shown, so that accepting its next word can be counted.
 
 import * as os from "node:os";
 import { performance } from "node:perf_hooks";
@@ -19,6 +21,7 @@ import {
   State,
 } from "vscode-languageclient/node";
 
+import { recordKeystroke, typingDelayMs } from "./pacing";
 import { documentSelector, serverLaunch, serverSettings, type ServerSettings } from "./settings";
 import {
   becameReady,
@@ -27,6 +30,7 @@ import {
   type StatusModel,
   type StatusNotification,
   TOGGLE_COMMAND,
+  type UserNumbers,
 } from "./status";
 
 const SECTION = "codegemma";
@@ -40,6 +44,11 @@ const ACCEPT_PARTIAL_COMMAND = "codegemma.acceptPartial";
 const GENERATE_COMMAND = "codegemma.generate";
 /** Ours, in the command palette: "CodeGemma: Generate Code". */
 const GENERATE_CODE_COMMAND = "codegemma.generateCode";
+const STATS_REQUEST = "codegemma/stats";
+/** vscode.InlineCompletionTriggerKind.Automatic: VS Code asks as the user types. */
+const AUTOMATIC_TRIGGER = 1;
+/** The user's numbers are asked for at most this often, after answers. */
+const NUMBERS_EVERY_MS = 10_000;
 
 /** A suggestion as the server knows it: the argument of its item's accept command. */
 export interface SuggestionRef {
@@ -75,6 +84,9 @@ class CodeGemma implements vscode.Disposable {
   private lifecycle: Promise<void> = Promise.resolve();
   /** The suggestion of the latest answered inline request, for a partial accept to name. */
   private shown: SuggestionRef | undefined;
+  /** When the latest edits were made (performance.now()), newest first. */
+  private readonly keystrokes: number[] = [];
+  private numbersAskedAt = -Infinity;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel("CodeGemma", { log: true });
@@ -92,6 +104,36 @@ class CodeGemma implements vscode.Disposable {
       vscode.commands.registerCommand(ACCEPT_WORD_COMMAND, () => this.acceptWord()),
       vscode.commands.registerCommand(GENERATE_CODE_COMMAND, () => this.generateCode()),
       vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
+      vscode.workspace.onDidChangeTextDocument((event) => {
+        if (event.contentChanges.length > 0 && event.document === vscode.window.activeTextEditor?.document) {
+          recordKeystroke(this.keystrokes, performance.now());
+        }
+      }),
+    );
+  }
+
+  /** Milliseconds without typing before asking: `codegemma.debounceMs`, or 0 for the rhythm's. */
+  debounceMs(): number {
+    const fixed = this.config().get<number>("debounceMs", 0);
+    return typeof fixed === "number" && fixed > 0 ? fixed : typingDelayMs(this.keystrokes);
+  }
+
+  /** Asks the server for the user's numbers, at most every 10 s, for the tooltip. */
+  private refreshNumbers(): void {
+    const client = this.client;
+    const now = performance.now();
+    if (!client?.isRunning() || now - this.numbersAskedAt < NUMBERS_EVERY_MS) {
+      return;
+    }
+    this.numbersAskedAt = now;
+    client.sendRequest(STATS_REQUEST, {}).then(
+      (result: unknown) => {
+        const user = (result as { user?: UserNumbers } | null)?.user;
+        if (user && client === this.client) {
+          this.update({ numbers: user });
+        }
+      },
+      (error: unknown) => this.output.warn(`${STATS_REQUEST}: ${String(error)}`),
     );
   }
 
@@ -145,11 +187,20 @@ class CodeGemma implements vscode.Disposable {
           if (!this.status.enabled) {
             return null;
           }
+          // Asked as the user types: wait for a pause in their rhythm first; a keystroke
+          // meanwhile cancels this request, and the next one waits again.
+          if ((context as { triggerKind?: number }).triggerKind === AUTOMATIC_TRIGGER) {
+            await new Promise((resolve) => setTimeout(resolve, this.debounceMs()));
+            if (token.isCancellationRequested) {
+              return null;
+            }
+          }
           const started = performance.now();
           const result = await next(document, position, context, token);
           if (!token.isCancellationRequested) {
             this.update({ latencyMs: performance.now() - started });
             this.shown = shownSuggestion(result);
+            this.refreshNumbers();
           }
           return result;
         },
@@ -171,7 +222,13 @@ class CodeGemma implements vscode.Disposable {
     client.onNotification(STATUS_NOTIFICATION, (params: StatusNotification) => {
       if (client === this.client) {
         const before = this.status.state;
-        this.update({ state: params.state, model: params.model, message: params.message, progress: params.progress });
+        this.update({
+          state: params.state,
+          model: params.model,
+          message: params.message,
+          progress: params.progress,
+          slow: params.slow === true,
+        });
         if (becameReady(before, params.state)) {
           this.askAgain();
         }

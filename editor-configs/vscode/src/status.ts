@@ -9,6 +9,19 @@ export interface StatusNotification {
   message?: string | null;
   /** While downloading: the percentage fetched. */
   progress?: number | null;
+  /** Answers have become slow (completion.slowMs); `message` says why and what to do. */
+  slow?: boolean;
+}
+
+/** The user's own numbers: `codegemma/stats` .user. */
+export interface UserNumbers {
+  shown: number;
+  accepted: number;
+  accepted_partially: number;
+  accepted_chars: number;
+  retained_chars: number;
+  latency_ms: { p50: number; p95: number };
+  cache_or_join_share: number;
 }
 
 export interface StatusModel {
@@ -18,6 +31,8 @@ export interface StatusModel {
   message?: string | null;
   progress?: number | null;
   latencyMs?: number;
+  slow?: boolean;
+  numbers?: UserNumbers | null;
 }
 
 /** Whether a change from `before` to `after` means the model just became ready to answer. */
@@ -41,6 +56,17 @@ export function formatLatency(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** The user's numbers in one line, e.g. "Yours: shown 12, accepted 5 (+1 partly), ...". */
+export function formatNumbers(numbers: UserNumbers): string {
+  const kept = `${numbers.retained_chars} of ${numbers.accepted_chars} characters kept 30 s`;
+  const latency = `p50 ${formatLatency(numbers.latency_ms.p50)}, p95 ${formatLatency(numbers.latency_ms.p95)}`;
+  const shared = `${Math.round(100 * numbers.cache_or_join_share)}% from cache or joins`;
+  return (
+    `Yours: shown ${numbers.shown}, accepted ${numbers.accepted} (+${numbers.accepted_partially} partly), ` +
+    `${kept}; ${latency}; ${shared}`
+  );
+}
+
 export function describeStatus(status: StatusModel): StatusView {
   const details: string[] = [];
   if (status.model) {
@@ -48,6 +74,9 @@ export function describeStatus(status: StatusModel): StatusView {
   }
   if (status.latencyMs !== undefined) {
     details.push(`Last completion: ${formatLatency(status.latencyMs)}`);
+  }
+  if (status.numbers) {
+    details.push(formatNumbers(status.numbers));
   }
   const withDetails = (headline: string): string => [headline, ...details].join("\n");
 
@@ -102,10 +131,13 @@ export function describeStatus(status: StatusModel): StatusView {
     case "ready":
       return {
         text:
-          status.latencyMs === undefined
-            ? "$(check) CodeGemma"
-            : `$(check) CodeGemma ${formatLatency(status.latencyMs)}`,
-        tooltip: withDetails("CodeGemma: ready\nClick to turn completions off."),
+          (status.slow ? "$(watch) CodeGemma" : "$(check) CodeGemma") +
+          (status.latencyMs === undefined ? "" : ` ${formatLatency(status.latencyMs)}`),
+        tooltip: withDetails(
+          status.slow && status.message
+            ? `CodeGemma: ready, but slow: ${status.message}\nClick to turn completions off.`
+            : "CodeGemma: ready\nClick to turn completions off.",
+        ),
         command: TOGGLE_COMMAND,
         alert: false,
       };

@@ -359,6 +359,50 @@
       (should (assq mode (car entry)))))
   (should (equal (codegemma-lsp--contact) (cons 'codegemma-lsp-server codegemma-lsp-command))))
 
+(ert-deftest codegemma-lsp-test-cycling-through-candidates ()
+  "M-] and M-[ show the other items, skipping repeats and those typing ruled out."
+  (with-current-buffer (switch-to-buffer (generate-new-buffer "cycling"))
+    ;; Shown in the selected window: the command loop reads keys in its buffer.
+    (codegemma-lsp-mode 1)
+    (insert "x = ")
+    (setq codegemma-lsp--last-tick (buffer-chars-modified-tick))
+    (let ((items (vector '(:insertText "foo(1)" :command (:command "codegemma.accept"
+                                                         :arguments [(:uri "u" :id 1)]))
+                         '(:insertText "foo(1)")
+                         '(:insertText "bar(2)" :command (:command "codegemma.accept"
+                                                          :arguments [(:uri "u" :id 2)]))
+                         '(:insertText "fob(3)"))))
+      (codegemma-lsp--show nil (list :items items)))
+    (should (equal (mapcar #'car (codegemma-lsp--ghost-choices codegemma-lsp--current))
+                   '("foo(1)" "bar(2)" "fob(3)")))
+    (should (eq (key-binding (kbd "M-]")) 'codegemma-lsp-next))
+    (execute-kbd-macro (kbd "M-]"))
+    (should (equal (codegemma-lsp-ghost-text) "bar(2)"))
+    (should (equal (plist-get (codegemma-lsp--ghost-command codegemma-lsp--current) :arguments)
+                   [(:uri "u" :id 2)]))
+    (execute-kbd-macro (kbd "M-["))
+    (should (equal (codegemma-lsp-ghost-text) "foo(1)"))
+    ;; Typing "fo" keeps the ghost; cycling then skips "bar(2)", which no longer fits.
+    (execute-kbd-macro (kbd "f o"))
+    (should (equal (codegemma-lsp-ghost-text) "o(1)"))
+    (execute-kbd-macro (kbd "M-]"))
+    (should (equal (codegemma-lsp-ghost-text) "b(3)"))
+    (execute-kbd-macro (kbd "M-]"))
+    (should (equal (codegemma-lsp-ghost-text) "o(1)"))
+    (codegemma-lsp-mode -1)
+    (should-not (codegemma-lsp-visible-p))
+    (should-not (eq (key-binding (kbd "M-]")) (quote codegemma-lsp-next)))
+    (kill-buffer)))
+
+(ert-deftest codegemma-lsp-test-typing-rhythm-sets-the-delay ()
+  (dolist (case '((() 0.2)                                   ; nothing known yet
+                  ((10.0 9.9 9.8 9.7) 0.2)                   ; fewer than five gaps
+                  ((10.0 9.9 9.8 9.7 9.6 9.5) 0.2)           ; 100 ms gaps: 200 ms
+                  ((10.0 9.98 9.96 9.94 9.92 9.9) 0.075)     ; very fast: the floor
+                  ((10.0 9.5 9.0 8.5 8.0 7.5) 0.6)           ; slow: the ceiling
+                  ((20.0 19.9 19.8 19.7 19.6 19.5 9.0) 0.2))) ; a long pause is no rhythm
+    (should (< (abs (- (codegemma-lsp--typing-delay (car case)) (cadr case))) 1e-9))))
+
 (ert-deftest codegemma-lsp-test-items-of-both-result-shapes ()
   (let ((item '(:insertText "x")))
     (should (equal (codegemma-lsp--items `(:items [,item])) (vector item)))

@@ -4,7 +4,9 @@
 //           save, and turn completions off with the extension's toggle command;
 //   error:  open a file and find the server's load error in the status bar's tooltip;
 //   generate: put the cursor at the end of a comment (line `line`), run "CodeGemma:
-//           Generate Code", and save until the file differs from `originalText`.
+//           Generate Code", and save until the file differs from `originalText`;
+//   cycle:  type, see ghost text, press Alt+] (VS Code's own "show next inline
+//           suggestion") and see another of the server's candidates, then Alt+[.
 //
 // Usage: node drive.js PARAMS.json
 // PARAMS: {scenario, url, playwright, chromium, workdir, timeoutMs, fileName,
@@ -157,7 +159,42 @@ async function generateScenario(page) {
   });
 }
 
-const SCENARIOS = { accept: acceptScenario, error: errorScenario, generate: generateScenario };
+async function ghostText(page) {
+  const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+  await ghost.first().waitFor({ state: "visible", timeout });
+  return (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+}
+
+async function waitForOtherGhost(page, than) {
+  const deadline = Date.now() + timeout;
+  let text = await ghostText(page);
+  while (text === than && Date.now() < deadline) {
+    await page.waitForTimeout(100);
+    text = await ghostText(page);
+  }
+  return text;
+}
+
+async function cycleScenario(page) {
+  await step("server_ready", page, () => waitForStatus(page, "check", "ready"));
+  await step("ghost_text", page, async () => {
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type(params.typed, { delay: 30 });
+    outcome.values.first = await ghostText(page);
+  });
+  await step("next", page, async () => {
+    await page.keyboard.press("Alt+BracketRight");
+    outcome.values.second = await waitForOtherGhost(page, outcome.values.first);
+    await page.screenshot({ path: path.join(params.workdir, "second-candidate.png") });
+  });
+  await step("previous", page, async () => {
+    await page.keyboard.press("Alt+BracketLeft");
+    outcome.values.back = await waitForOtherGhost(page, outcome.values.second);
+  });
+}
+
+const SCENARIOS = { accept: acceptScenario, error: errorScenario, generate: generateScenario, cycle: cycleScenario };
 
 async function main() {
   const browser = await chromium.launch({ executablePath: params.chromium, headless: true, args: CHROMIUM_ARGS });

@@ -6,15 +6,19 @@
 --- first use; `settings = { model = { path = '...' } }` uses a GGUF file of your own.
 ---
 --- Neovim 0.12+ shows the completion as ghost text (vim.lsp.inline_completion):
---- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle,
+--- <Tab> accepts it (a plain Tab when none is shown), <M-]> / <M-[> cycle through the
+--- server's candidates (completion.candidates),
 --- <C-Right> accepts its next word and <C-Down> the rest of its line (each its usual
 --- motion when none is shown).
 --- Neovim 0.11 gets it in the completion menu instead (vim.lsp.completion), opened
 --- after a short pause in typing; <Tab> accepts the first entry there.
---- :CodeGemmaStatus says whether the server is attached, whether its model is ready, and
---- how long the last completion took. While the model loads, a message says so (with the
---- download's percentage); completions asked for meanwhile are asked again once it is
---- ready. While a completion is on its way, a "⋯" shows at the end of the line.
+--- :CodeGemmaStatus says whether the server is attached, whether its model is ready, how
+--- long the last completion took, and your own numbers (shown, accepted, characters kept
+--- 30 s later, latency, answers from the cache or joins). While the model loads, a message
+--- says so (with the download's percentage); completions asked for meanwhile are asked
+--- again once it is ready. While a completion is on its way, a "⋯" shows at the end of
+--- the line. The pause before asking follows your typing rhythm (`debounce = 'auto'`):
+--- twice your median gap between the last 20 keystrokes, from 75 to 600 ms.
 
 local api = vim.api
 
@@ -26,8 +30,13 @@ local STATUS_METHOD = 'codegemma/status'
 local INLINE_METHOD = 'textDocument/inlineCompletion'
 local COMPLETION_METHOD = 'textDocument/completion'
 local indicator_ns = api.nvim_create_namespace('codegemma.indicator')
--- Like vim.lsp.inline_completion's own debounce, so both modes ask the server as often.
-local MENU_DEBOUNCE_MS = 200
+-- Like vim.lsp.inline_completion's own debounce: the pause before asking, until the
+-- typing rhythm is known.
+local DEFAULT_DEBOUNCE_MS = 200
+local DEBOUNCE_MIN_MS, DEBOUNCE_MAX_MS = 75, 600
+local RHYTHM_KEYSTROKES = 20
+-- A longer gap between keystrokes is a pause, not the rhythm.
+local RHYTHM_MAX_GAP_MS = 1000
 
 ---@class codegemma.Keymaps
 ---@field accept string|false
@@ -46,6 +55,8 @@ local MENU_DEBOUNCE_MS = 200
 ---@field keymaps codegemma.Keymaps
 ---@field indicator boolean Show "⋯" at the end of the line while a completion is on its way,
 ---                          and a message while the model loads.
+---@field debounce 'auto'|integer Milliseconds without typing before asking; 'auto' follows
+---                                the typing rhythm (see M.typing_delay_ms).
 
 ---@type codegemma.Options
 M.defaults = {
@@ -68,6 +79,7 @@ M.defaults = {
   settings = {},
   inline = nil,
   indicator = true,
+  debounce = 'auto',
   keymaps = {
     accept = '<Tab>',
     next = '<M-]>',
@@ -87,6 +99,51 @@ M.server_status = {}
 --- How long the last completion took, in milliseconds, by client id.
 ---@type table<integer, number>
 M.last_latency_ms = {}
+
+--- The user's own numbers (`codegemma/stats` .user) each client last sent, by client id.
+---@type table<integer, {at: integer, numbers: table?}>
+M.numbers = {}
+
+--- When the latest edits were made (vim.uv.now(), ms), newest first.
+---@type integer[]
+local keystrokes = {}
+
+--- The pause before asking for the typing rhythm in `times` (edit times in ms, newest
+--- first): twice the median gap between the last 20 keystrokes, from 75 to 600 ms; gaps
+--- over a second are pauses, not rhythm. 200 ms until five gaps are known.
+---@param times integer[]
+---@return integer
+function M.typing_delay_ms(times)
+  local gaps = {}
+  for i = 1, math.min(#times - 1, RHYTHM_KEYSTROKES) do
+    local gap = times[i] - times[i + 1]
+    if gap <= RHYTHM_MAX_GAP_MS then
+      table.insert(gaps, gap)
+    end
+  end
+  if #gaps < 5 then
+    return DEFAULT_DEBOUNCE_MS
+  end
+  table.sort(gaps)
+  local n = #gaps
+  local median = n % 2 == 1 and gaps[(n + 1) / 2] or (gaps[n / 2] + gaps[n / 2 + 1]) / 2
+  return math.floor(math.max(DEBOUNCE_MIN_MS, math.min(DEBOUNCE_MAX_MS, 2 * median)) + 0.5)
+end
+
+--- The pause before asking now: the `debounce` option, or the typing rhythm's.
+---@return integer
+function M.debounce_ms()
+  local debounce = M.options.debounce
+  if type(debounce) == 'number' then
+    return debounce
+  end
+  return M.typing_delay_ms(keystrokes)
+end
+
+local function record_keystroke()
+  table.insert(keystrokes, 1, vim.uv.now())
+  keystrokes[RHYTHM_KEYSTROKES + 2] = nil
+end
 
 --- When each completion request still on its way was sent (vim.uv.hrtime()), by request id.
 ---@type table<integer, {started: integer, bufnr: integer}>
@@ -266,8 +323,44 @@ local function map(mode, lhs, rhs, bufnr, opts)
 end
 
 ---@param bufnr integer
+---@return vim.lsp.Client?
+local function attached_client(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
+end
+
+--- vim.lsp.inline_completion asks 200 ms after each keystroke, and offers no option
+--- to change that. Its request timer lives in a method of its capability class (a
+--- private table, vim.lsp._capability's `all`); in buffers with codegemma attached,
+--- the method is given our pause instead. Where Neovim's internals differ, its own
+--- 200 ms stay.
+local function pace_inline_requests()
+  local ok, capability = pcall(require, 'vim.lsp._capability')
+  local completor = ok and type(capability.all) == 'table' and capability.all.inline_completion
+  if type(completor) ~= 'table' or completor._codegemma_paced then
+    return
+  end
+  local original = completor.automatic_request
+  if type(original) ~= 'function' or type(completor.reset_timer) ~= 'function' then
+    return
+  end
+  local automatic = vim.lsp.protocol.InlineCompletionTriggerKind.Automatic
+  completor.automatic_request = function(self)
+    if not attached_client(self.bufnr) then
+      return original(self)
+    end
+    self:show()
+    self:reset_timer()
+    self.timer = vim.defer_fn(function()
+      self:request(automatic)
+    end, M.debounce_ms())
+  end
+  completor._codegemma_paced = true
+end
+
+---@param bufnr integer
 local function setup_ghost_text(bufnr)
   vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  pace_inline_requests()
   local keys = M.options.keymaps
   map('i', keys.accept, function()
     return M.accept() and '' or keys.accept
@@ -348,7 +441,7 @@ local function setup_menu(client, bufnr)
     buffer = bufnr,
     callback = function()
       timer:stop()
-      timer:start(MENU_DEBOUNCE_MS, 0, vim.schedule_wrap(ask))
+      timer:start(M.debounce_ms(), 0, vim.schedule_wrap(ask))
     end,
   })
   api.nvim_create_autocmd('BufWipeout', {
@@ -367,12 +460,6 @@ local function setup_menu(client, bufnr)
   end, bufnr, { expr = true, desc = 'codegemma: accept the completion' })
 end
 
----@param bufnr integer
----@return vim.lsp.Client?
-local function attached_client(bufnr)
-  return vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
-end
-
 ---@class codegemma.Status
 ---@field attached boolean
 ---@field client_id integer?
@@ -383,6 +470,8 @@ end
 ---@field progress integer? While downloading: the percentage fetched.
 ---@field latency_ms number? How long the last completion took.
 ---@field thinking boolean A completion is on its way.
+---@field slow boolean The server said its answers have become slow (the message says why).
+---@field numbers table? Your own numbers, as `codegemma/stats` gives them (.user).
 
 --- Where codegemma stands in buffer `bufnr` (default: current).
 ---@param bufnr integer?
@@ -404,7 +493,54 @@ function M.status(bufnr)
     thinking = client ~= nil and vim.iter(pairs(pending)):any(function(_, request)
       return request.bufnr == bufnr
     end),
+    slow = reported.slow == true,
+    numbers = client and (M.numbers[client.id] or {}).numbers or nil,
   }
+end
+
+--- Asks the server for your numbers (codegemma/stats), at most every 10 s unless `wait`;
+--- with `wait`, waits for them (a second at most).
+---@param client vim.lsp.Client
+---@param wait boolean?
+local function refresh_numbers(client, wait)
+  local known = M.numbers[client.id]
+  local now = vim.uv.now()
+  if wait then
+    local response = client:request_sync('codegemma/stats', {}, 1000, 0)
+    local result = response and response.result
+    if type(result) == 'table' then
+      M.numbers[client.id] = { at = now, numbers = result.user }
+    end
+  elseif not known or now - known.at > 10000 then
+    M.numbers[client.id] = { at = now, numbers = known and known.numbers }
+    client:request('codegemma/stats', {}, function(err, result)
+      if not err and type(result) == 'table' then
+        M.numbers[client.id] = { at = vim.uv.now(), numbers = result.user }
+      end
+    end, 0)
+  end
+end
+
+--- Your numbers in one line, e.g. "shown 12, accepted 5 (+1 partly), 80 of 96 characters
+--- kept 30 s; p50 240 ms, p95 900 ms; 25% from cache or joins".
+---@param numbers table?
+---@return string?
+function M.format_numbers(numbers)
+  if type(numbers) ~= 'table' or numbers.shown == nil then
+    return nil
+  end
+  local latency = numbers.latency_ms or {}
+  return ('shown %d, accepted %d (+%d partly), %d of %d characters kept 30 s; '
+    .. 'p50 %d ms, p95 %d ms; %d%% from cache or joins'):format(
+    numbers.shown,
+    numbers.accepted or 0,
+    numbers.accepted_partially or 0,
+    numbers.retained_chars or 0,
+    numbers.accepted_chars or 0,
+    math.floor(latency.p50 or 0),
+    math.floor(latency.p95 or 0),
+    math.floor(100 * (numbers.cache_or_join_share or 0) + 0.5)
+  )
 end
 
 ---@param ms number
@@ -425,10 +561,17 @@ function M.statusline()
   if status.state == 'ready' and status.thinking then
     return 'codegemma: thinking'
   end
+  if status.state == 'ready' and status.slow then
+    return 'codegemma: slow'
+  end
   return 'codegemma: ' .. status.state
 end
 
 local function show_status()
+  local client = attached_client(api.nvim_get_current_buf())
+  if client then
+    refresh_numbers(client, true)
+  end
   local status = M.status()
   local lines = {}
   if status.attached then
@@ -440,6 +583,11 @@ local function show_status()
     end
     local latency = status.latency_ms and format_latency(status.latency_ms) or 'none yet'
     table.insert(lines, 'last completion: ' .. latency)
+    local numbers = M.format_numbers(status.numbers)
+    if numbers then
+      table.insert(lines, 'yours: ' .. numbers)
+    end
+    table.insert(lines, ('asks after: %d ms without typing'):format(M.debounce_ms()))
   else
     local filetype = vim.bo.filetype ~= '' and vim.bo.filetype or 'none'
     table.insert(lines, ('codegemma: not attached to this buffer (filetype %s)'):format(filetype))
@@ -540,6 +688,7 @@ local function on_lsp_request(args)
   pending[id] = nil
   if started and request.type == 'complete' then
     M.last_latency_ms[data.client_id] = (vim.uv.hrtime() - started.started) / 1e6
+    refresh_numbers(client)
   end
   local still = vim.iter(pairs(pending)):any(function(_, other)
     return other.bufnr == bufnr
@@ -718,6 +867,11 @@ function M.setup(opts)
       else
         setup_menu(client, args.buf)
       end
+      api.nvim_create_autocmd('TextChangedI', {
+        group = api.nvim_create_augroup('codegemma.rhythm.' .. args.buf, { clear = true }),
+        buffer = args.buf,
+        callback = record_keystroke,
+      })
     end,
   })
   api.nvim_create_user_command('CodeGemmaStatus', show_status, {

@@ -144,6 +144,35 @@ describe("inline completions", () => {
     assert.match(vscode.item.text, /^\$\(check\) CodeGemma \d+ ms$/);
   });
 
+  it("waits for a pause before an automatic request, and drops it if typing goes on", async () => {
+    const { extension, client } = await activate({ debounceMs: 5 });
+    loaded = extension;
+    const provide = client.clientOptions.middleware.provideInlineCompletionItems;
+    let asked = 0;
+    const next = async () => {
+      asked += 1;
+      return [item];
+    };
+    const token = { isCancellationRequested: false };
+    const waiting = provide({}, {}, { triggerKind: 1 }, token, next);
+    token.isCancellationRequested = true; // the next keystroke, during the pause
+    assert.equal(await waiting, null);
+    assert.equal(asked, 0);
+    assert.deepEqual(await provide({}, {}, { triggerKind: 1 }, live, next), [item]);
+    assert.equal(asked, 1);
+  });
+
+  it("shows several candidates as they come, and asks for the user's numbers", async () => {
+    const { extension, client } = await activate();
+    loaded = extension;
+    client.notify("codegemma/status", { state: "ready", model: "m", message: "", slow: true });
+    const items = [{ insertText: "a + b" }, { insertText: "a - b" }, { insertText: "a * b" }];
+    const result = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, live, async () => ({ items }));
+    assert.deepEqual(result, { items });
+    assert.ok(client.requests.some((request) => request.method === "codegemma/stats"));
+    assert.match(vscode.item.text, /^\$\(watch\) CodeGemma/);
+  });
+
   it("does not count a cancelled request", async () => {
     const { extension, client } = await activate();
     loaded = extension;
@@ -182,7 +211,9 @@ describe("inline completions", () => {
     });
     await vscode.commands.get("codegemma.acceptWord")?.();
     assert.ok(vscode.executed.includes("editor.action.inlineSuggest.acceptNextWord"));
-    assert.deepEqual(client.requests, [
+    // (The answer also asked for the user's numbers, codegemma/stats.)
+    const commands = () => client.requests.filter((request) => request.method === "workspace/executeCommand");
+    assert.deepEqual(commands(), [
       {
         method: "workspace/executeCommand",
         params: { command: "codegemma.acceptPartial", arguments: [{ uri: "file:///m.py", id: 7, kind: "word", chars: 3 }] },
@@ -191,7 +222,7 @@ describe("inline completions", () => {
     // Nothing inserted (no suggestion shown by then): nothing counted.
     vscode.effects.clear();
     await vscode.commands.get("codegemma.acceptWord")?.();
-    assert.equal(client.requests.length, 1);
+    assert.equal(commands().length, 1);
   });
 
   it("names no suggestion for items that are not the server's", async () => {

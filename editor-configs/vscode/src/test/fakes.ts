@@ -210,6 +210,7 @@ export class FakeVscode {
           this.configListeners.push(listener);
           return { dispose: () => undefined };
         },
+        onDidChangeTextDocument: () => ({ dispose: () => undefined }),
       },
     };
   }

@@ -97,6 +97,39 @@ describe("describeStatus", () => {
   }
 });
 
+describe("the user's numbers and a slow server", () => {
+  const numbers = {
+    shown: 12,
+    accepted: 5,
+    accepted_partially: 1,
+    accepted_chars: 96,
+    retained_chars: 80,
+    latency_ms: { p50: 240, p95: 1300 },
+    cache_or_join_share: 0.25,
+  };
+
+  it("puts the numbers in the tooltip", () => {
+    const view = describeStatus({ state: "ready", enabled: true, numbers });
+    assert.match(
+      view.tooltip,
+      /Yours: shown 12, accepted 5 \(\+1 partly\), 80 of 96 characters kept 30 s; p50 240 ms, p95 1\.3 s; 25% from cache or joins/,
+    );
+  });
+
+  it("says a slow server is slow, with the server's advice", () => {
+    const view = describeStatus({
+      state: "ready",
+      enabled: true,
+      slow: true,
+      message: "completions are slow: run `codegemma-lsp doctor`",
+      latencyMs: 2500,
+    });
+    assert.equal(view.text, "$(watch) CodeGemma 2.5 s");
+    assert.match(view.tooltip, /ready, but slow: completions are slow: run `codegemma-lsp doctor`/);
+    assert.equal(view.alert, false);
+  });
+});
+
 describe("formatLatency", () => {
   for (const [ms, want] of [
     [0.4, "0 ms"],
