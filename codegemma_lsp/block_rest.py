@@ -22,8 +22,7 @@ from codegemma_lsp.completion import (
     finish_completion,
 )
 from codegemma_lsp.documents import DocumentSnapshot
-from codegemma_lsp.engine.base import Backend, CancelToken, Generation
-from codegemma_lsp.first_line import first_line_end
+from codegemma_lsp.engine.base import Backend, CancelToken, Generation, single_line_end
 from codegemma_lsp.oracle import oracle_policy
 from codegemma_lsp.prompt import FimTokens
 
@@ -62,13 +61,13 @@ def shows_first_line(outcome: CompletionOutcome, snapshot: DocumentSnapshot) -> 
     oracle = outcome.plan.oracle
     if oracle is None:
         return bool(outcome.text)
-    end = first_line_end(oracle)
+    end = single_line_end(oracle)
     first = oracle if end is None else oracle[:end]
     return bool(finish_completion(outcome.plan, first, snapshot))
 
 
 def _oracle_rest(oracle: str) -> str:
-    end = first_line_end(oracle)
+    end = single_line_end(oracle)
     return "" if end is None else oracle[end:]
 
 
@@ -174,7 +173,7 @@ def next_line_prompt(
     prompt = outcome.prompt
     if prompt is None or not outcome.text.strip():
         return None
-    end = first_line_end(outcome.text)
+    end = single_line_end(outcome.text)
     line = outcome.text if end is None else outcome.text[:end]
     ids = [*prompt.ids, *backend.tokenizer.tokenize(line + "\n" + indent)]
     policy = replace(prompt.policy, max_new_tokens=0, stop_check=None)

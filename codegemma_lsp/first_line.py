@@ -24,19 +24,6 @@ from dataclasses import replace
 from codegemma_lsp.engine.base import GenerationPolicy
 
 
-def first_line_end(text: str) -> int | None:
-    """Where the first non-blank line of ``text`` ends (its newline), or None if it does not.
-
-    Blank lines and indentation before it belong to it, as in a single-line completion.
-    """
-    start = 0
-    while (newline := text.find("\n", start)) != -1:
-        if text[start:newline].strip():
-            return newline
-        start = newline + 1
-    return None
-
-
 def first_line_policy(block: GenerationPolicy) -> GenerationPolicy:
     """The block's policy cut to its first line (no syntax check: one line has no end)."""
     return replace(block, single_line=True, stop_check=None)

@@ -27,8 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from codegemma_lsp.engine.base import GenerationPolicy, Tokenizer
-from codegemma_lsp.first_line import first_line_end
+from codegemma_lsp.engine.base import GenerationPolicy, Tokenizer, single_line_end
 from codegemma_lsp.prompt import PromptParts
 from codegemma_lsp.syntax.languages import LanguageSpec
 from codegemma_lsp.syntax.scope import Scope
@@ -65,7 +64,7 @@ def answered_text(oracle: str, first_line_only: bool) -> str:
     """The part of the oracle's completion that one answer generates."""
     if not first_line_only:
         return oracle
-    end = first_line_end(oracle)
+    end = single_line_end(oracle)
     return oracle if end is None else oracle[:end]
 
 

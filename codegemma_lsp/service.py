@@ -39,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from codegemma_lsp.block_rest import (
@@ -272,14 +273,19 @@ class CompletionService:
                 )
                 self.stats.record(record)
             else:
-                if not self._orphan(mine, document):
+                orphaned = self._orphan(mine, document)
+                if not orphaned:
                     token.supersede()
-                running, text = mine, snapshot.text
-
-                def then(outcome: CompletionOutcome | None) -> None:
-                    self._orphan_done(uri, running, text, cursor, outcome)
-
+                # Only an orphan's candidates are cached when it stops, so only its callback
+                # keeps the text (joined: 1 MB for a big file); a storm queues hundreds.
+                then = partial(
+                    self._orphan_done, uri, mine, snapshot.text if orphaned else None, cursor
+                )
                 self._record_when_stopped(job, uri, total, request_id, snapshot.revision, then)
+                del query, then
+            # The CancelledError's traceback keeps this frame until the cycle collector
+            # runs (the task holds the error): let go of the document version it was for.
+            del snapshot
             raise
         except EngineError as exc:
             self._settle(uri, mine)
@@ -599,15 +605,16 @@ class CompletionService:
         self,
         uri: str,
         running: RunningGeneration | None,
-        text: str,
+        text: str | None,
         cursor: int,
         outcome: CompletionOutcome | None,
     ) -> None:
         """An orphaned generation ended: its candidates go to the cache, for its joiners
-        and for the next request at that place."""
+        and for the next request at that place (``text``: the text it was asked for, None
+        when it was not orphaned)."""
         if running is None:
             return
-        if running.orphaned and outcome is not None and not outcome.cancelled and outcome.texts:
+        if text is not None and outcome is not None and not outcome.cancelled and outcome.texts:
             self.suggestions.add_candidates(uri, text, cursor, list(outcome.texts))
         self._settle(uri, running)
 

@@ -180,3 +180,27 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the model."""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens two sequences share from the start: what a KV cache can keep."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def single_line_end(text: str) -> int | None:
+    """Where a single-line completion ends: at the newline closing its first non-blank line.
+
+    Blank lines and indentation before the first non-blank line are kept, so a
+    middle that starts on the next line still gets that line.
+    """
+    start = 0
+    while (newline := text.find("\n", start)) != -1:
+        if text[start:newline].strip():
+            return newline
+        start = newline + 1
+    return None

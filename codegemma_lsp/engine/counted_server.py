@@ -30,16 +30,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from codegemma_lsp.engine.base import common_prefix
 from codegemma_lsp.engine.llama_backend import cpu_has_amx
-
-
-def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
-    n = 0
-    for a, b in zip(cached, tokens, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 def install_counter(path: Path) -> None:
@@ -53,7 +45,7 @@ def install_counter(path: Path) -> None:
         prefix = 0
         if reset and self.n_tokens > 0:
             # As Llama.generate decides what it keeps: the last token is evaluated anyway.
-            prefix = _common_prefix(self._input_ids.tolist(), list(tokens[:-1]))
+            prefix = common_prefix(self._input_ids.tolist(), list(tokens[:-1]))
         evaluated = len(tokens) - prefix
         write({"evaluated": evaluated})
         started = time.perf_counter()

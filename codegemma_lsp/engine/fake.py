@@ -22,6 +22,7 @@ from codegemma_lsp.engine.base import (
     Generation,
     GenerationPolicy,
     ModelLoadError,
+    common_prefix,
 )
 
 FAKE_SPECIALS: Mapping[str, int] = {
@@ -164,7 +165,7 @@ class FakeBackend:
             return Generation(text="", stop_reason="cancelled", prompt_tokens=len(ids))
         previous = self._cached.get(policy.key, ()) if policy.reuse_cache else ()
         # As llama.cpp: the last prompt token is evaluated again for its logits.
-        evaluated = len(ids) - min(_common_prefix(previous, ids), max(len(ids) - 1, 0))
+        evaluated = len(ids) - min(common_prefix(previous, ids), max(len(ids) - 1, 0))
         self._remember(policy.key, ids)
         prompt_tokens, evaluated_tokens = len(ids), evaluated
         if policy.max_new_tokens <= 0:
@@ -210,15 +211,6 @@ class FakeBackend:
 
     def close(self) -> None:
         self._ready = False
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class ScriptedBackend(FakeBackend):

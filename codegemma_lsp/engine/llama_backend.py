@@ -54,6 +54,8 @@ from codegemma_lsp.engine.base import (
     GenerationPolicy,
     ModelLoadError,
     StopReason,
+    common_prefix,
+    single_line_end,
 )
 from codegemma_lsp.engine.lookup import draft_tokens
 from codegemma_lsp.engine.snapshots import Snapshot, SnapshotStore
@@ -330,7 +332,7 @@ class LlamaBackend:
         import llama_cpp
 
         cached = llm.input_ids[: llm.n_tokens].tolist()
-        reuse = min(_common_prefix(cached, prompt), len(prompt) - 1)
+        reuse = min(common_prefix(cached, prompt), len(prompt) - 1)
         memory = llama_cpp.llama_get_memory(llm.ctx)
         if not llama_cpp.llama_memory_seq_rm(memory, 0, reuse, -1):
             # Only recurrent models refuse a partial trim; start over.
@@ -773,20 +775,6 @@ def _weights_kept_plain_on_amx() -> Iterator[None]:
         low_level.llama_model_default_params = original
 
 
-def single_line_end(text: str) -> int | None:
-    """Where a single-line completion ends: at the newline closing its first non-blank line.
-
-    Blank lines and indentation before the first non-blank line are kept, so a
-    middle that starts on the next line still gets that line.
-    """
-    start = 0
-    while (newline := text.find("\n", start)) != -1:
-        if text[start:newline].strip():
-            return newline
-        start = newline + 1
-    return None
-
-
 def _keep_finished_ubatches(llm: llama_cpp.Llama, batch: list[int]) -> int:
     """After an aborted ``llama_decode``: the micro-batches it finished stay in the KV cache
     (llama.h) but ``Llama.eval`` counted none of them. Count them, so the next request
@@ -825,15 +813,6 @@ def _forget_cache(llm: llama_cpp.Llama) -> None:
 
     llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), 0, 0, -1)
     llm.n_tokens = 0
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _token_to_piece(llm: llama_cpp.Llama, token: int, *, special: bool) -> bytes:

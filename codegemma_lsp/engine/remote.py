@@ -18,7 +18,9 @@ the daemon; the server does the arithmetic.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import threading
@@ -36,17 +38,20 @@ from codegemma_lsp.engine.base import (
     ModelLoadError,
     StopReason,
     Tokenizer,
+    single_line_end,
 )
 from codegemma_lsp.engine.http_stream import (
     POLL_S,
     Clock,
     Endpoint,
+    HttpStream,
     RemoteError,
     StreamCancelled,
     parse_url,
     request_json,
+    status_error,
 )
-from codegemma_lsp.engine.llama_backend import REQUIRED_SPECIALS, LlamaTokenizer, single_line_end
+from codegemma_lsp.engine.llama_backend import REQUIRED_SPECIALS, LlamaTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +373,35 @@ class RemoteBackend:
     def post_json(self, path: str, payload: Any) -> Any:
         return self.call_json("POST", path, payload)
 
+    @contextlib.contextmanager
+    def _post_stream(
+        self,
+        path: str,
+        payload: Any,
+        result: StreamResult,
+        cancel: CancelToken,
+        deadline: float,
+    ) -> Iterator[HttpStream]:
+        """POST ``payload`` and yield the open stream of its answer (an error status
+        raises); ``result`` gets the time it took to connect and send."""
+        started = self.clock()
+        stream = HttpStream(
+            self._endpoint(),
+            "POST",
+            path,
+            body=json.dumps(payload).encode("utf-8"),
+            headers=self._headers(),
+            deadline=deadline,
+            cancel=cancel,
+            clock=self.clock,
+        )
+        with stream:
+            head = stream.open()
+            result.connected_ms = ((stream.sent_at or started) - started) * 1000
+            if head.status != 200:
+                raise status_error(stream, stream.read_body())
+            yield stream
+
     def _ensure_probed(self, cancel: CancelToken | None = None) -> None:
         with self._probe_lock:
             if self._probed:
@@ -396,6 +430,15 @@ def _check_specials(tokenizer: Tokenizer, where: str) -> None:
     for text in REQUIRED_SPECIALS:
         if tokenizer.special_id(text) is None:
             raise ModelLoadError(f"{where}: the vocabulary has no {text} token (not CodeGemma?)")
+
+
+def budget_from_first_token(
+    stream: HttpStream, policy: GenerationPolicy, result: StreamResult, clock: Clock
+) -> None:
+    """Until the first token: generation's own time budget starts with it (the prompt is
+    evaluated by then), as in-process, so the stream's deadline moves in to it."""
+    if result.first_token_at is None and policy.time_budget_ms is not None:
+        stream.deadline = min(stream.deadline, clock() + policy.time_budget_ms / 1000)
 
 
 def follow(

@@ -29,13 +29,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from codegemma_lsp.engine.base import CancelToken, GenerationPolicy, StopReason, Tokenizer
-from codegemma_lsp.engine.http_stream import HttpStream, RemoteError, status_error
+from codegemma_lsp.engine.http_stream import RemoteError
 from codegemma_lsp.engine.remote import (
     PROBE_TIMEOUT_S,
     Piece,
     RemoteBackend,
     StreamResult,
     TokenFollower,
+    budget_from_first_token,
     follow,
     slot_for,
 )
@@ -125,28 +126,12 @@ class LlamaServerBackend(RemoteBackend):
     def _stream(
         self, prompt: list[int], policy: GenerationPolicy, cancel: CancelToken, deadline: float
     ) -> StreamResult:
-        started = self.clock()
         max_new = max(0, min(policy.max_new_tokens, self._n_ctx - len(prompt)))
         payload = completion_payload(
             prompt, policy, slot=self.slot_for(policy.key), max_new=max_new
         )
-        body = json.dumps(payload).encode("utf-8")
         result = StreamResult()
-        stream = HttpStream(
-            self._endpoint(),
-            "POST",
-            "/completion",
-            body=body,
-            headers=self._headers(),
-            deadline=deadline,
-            cancel=cancel,
-            clock=self.clock,
-        )
-        with stream:
-            head = stream.open()
-            result.connected_ms = ((stream.sent_at or started) - started) * 1000
-            if head.status != 200:
-                raise status_error(stream, stream.read_body())
+        with self._post_stream("/completion", payload, result, cancel, deadline) as stream:
             follower = TokenFollower(policy, max(max_new, 1))
             last: dict[str, Any] = {}
 
@@ -154,12 +139,7 @@ class LlamaServerBackend(RemoteBackend):
                 for data in stream.events():
                     event = parse_event(data)
                     last.update(event)
-                    if result.first_token_at is None and policy.time_budget_ms is not None:
-                        # Generation's own budget starts with the first token (the prompt
-                        # is evaluated by then), as in-process.
-                        stream.deadline = min(
-                            stream.deadline, self.clock() + policy.time_budget_ms / 1000
-                        )
+                    budget_from_first_token(stream, policy, result, self.clock)
                     tokens = tuple(t for t in event.get("tokens") or () if isinstance(t, int))
                     content = str(event.get("content") or "")
                     if event.get("stop"):

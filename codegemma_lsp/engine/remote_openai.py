@@ -35,13 +35,14 @@ from codegemma_lsp.engine.base import (
     StopReason,
     Tokenizer,
 )
-from codegemma_lsp.engine.http_stream import Clock, HttpStream, RemoteError, status_error
+from codegemma_lsp.engine.http_stream import Clock, RemoteError
 from codegemma_lsp.engine.remote import (
     PROBE_TIMEOUT_S,
     Piece,
     RemoteBackend,
     StreamResult,
     TokenFollower,
+    budget_from_first_token,
     follow,
 )
 from codegemma_lsp.engine.remote_tokenizer import probe_openai_tokenizer
@@ -179,28 +180,13 @@ class OpenAiBackend(RemoteBackend):
     def _stream_once(
         self, prompt: list[int], policy: GenerationPolicy, cancel: CancelToken, deadline: float
     ) -> StreamResult:
-        started = self.clock()
         max_new = max(0, min(policy.max_new_tokens, self._n_ctx - len(prompt)))
         # max_tokens 0 means "no limit" to some servers: a pre-warm asks for one token.
         payload = completion_payload(
             self._prompt(prompt), policy, max_tokens=max(1, max_new), model=self.model_id
         )
         result = StreamResult()
-        stream = HttpStream(
-            self._endpoint(),
-            "POST",
-            "/v1/completions",
-            body=json.dumps(payload).encode("utf-8"),
-            headers=self._headers(),
-            deadline=deadline,
-            cancel=cancel,
-            clock=self.clock,
-        )
-        with stream:
-            head = stream.open()
-            result.connected_ms = ((stream.sent_at or started) - started) * 1000
-            if head.status != 200:
-                raise status_error(stream, stream.read_body())
+        with self._post_stream("/v1/completions", payload, result, cancel, deadline) as stream:
             if self.prompt_format == "auto":
                 self.prompt_format = "ids"  # accepted: no need to ask again
             follower = TokenFollower(policy, max(max_new, 1))
@@ -213,10 +199,7 @@ class OpenAiBackend(RemoteBackend):
                     if parsed is None:
                         return
                     text, finish[0] = parsed
-                    if result.first_token_at is None and policy.time_budget_ms is not None:
-                        stream.deadline = min(
-                            stream.deadline, self.clock() + policy.time_budget_ms / 1000
-                        )
+                    budget_from_first_token(stream, policy, result, self.clock)
                     if finish[0] is not None:
                         if text:
                             yield Piece(text)

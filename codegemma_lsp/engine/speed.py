@@ -9,12 +9,13 @@ so the prompt is any text cut to length, and generation feeds one fixed token.
 Prompt speed is timed on one batch of ``PROBE_PROMPT_TOKENS``, the llama.cpp
 micro-batch the backend uses, which is how a relocation's prompt is evaluated;
 generation speed on single-token steps after it, each with the logits a real step
-asks for.
+asks for (the median step, so that one step slowed by a busy neighbour weighs little).
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,21 +92,28 @@ def probe_llama(
         llm.n_tokens = 0
 
     try:
-        # The first decode after a load allocates its buffers: keep it out of the timing.
+        # The first decodes after a load allocate buffers and touch the weights for the
+        # first time, batched and single-token alike: keep them out of the timing.
         forget()
         llm.eval(ids[:_WARMUP_TOKENS])
+        for step in range(_WARMUP_TOKENS):
+            llm.eval([ids[step]])
         forget()
         started = clock()
         llm.eval(ids[:prompt_tokens])
         prompted = clock()
+        steps = []
         for step in range(generated_tokens):
             llm.eval([ids[step % len(ids)]])
-        generated = clock()
+            steps.append(clock())
     finally:
         forget()
+    # The median step: one step slowed by a busy neighbour says little about the machine.
+    durations = [b - a for a, b in zip([prompted, *steps], steps, strict=False)]
+    step_s = statistics.median(durations) if durations else 1.0
     return MachineSpeed(
         prompt_tps=prompt_tokens / max(prompted - started, 1e-6),
-        generate_tps=generated_tokens / max(generated - prompted, 1e-6),
+        generate_tps=1 / max(step_s, 1e-6),
         prompt_tokens=prompt_tokens,
         generated_tokens=generated_tokens,
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -49,13 +48,13 @@ from codegemma_lsp.evals.replay_metrics import (
     summary,
 )
 from codegemma_lsp.evals.replay_session import Session, recorded_sessions
+from codegemma_lsp.evals.server_process import start_server
 from codegemma_lsp.pacing import STATIC
 from codegemma_lsp.prompt import FimMode
 
 QUICK_FRACTION = 0.4
 QUICK_BASELINE_REQUESTS = 2
 FULL_BASELINE_REQUESTS = 6
-LOAD_TIMEOUT_S = 300.0
 STOP_POLICIES = ("oracle", "budget")
 
 Progress = Callable[[str], None]
@@ -189,7 +188,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     lookup.add_argument("--repeats", type=int, default=7, help="timed batches per size")
     lookup.set_defaults(func=run_lookup_command)
-    storm_bench.add_storm_parser(benches, start_server)
+    storm_bench.add_storm_parser(benches)
     team_bench.add_team_parser(benches)
 
 
@@ -397,46 +396,6 @@ def run_server(
         finally:
             server.close()
     return RunResult(logs, stats, peak, warnings, machine)
-
-
-def start_server(
-    server: LspProcess, root: Path, init_options: dict[str, Any]
-) -> tuple[list[str], dict[str, Any] | None]:
-    """Initialize the server and wait until its model is loaded: the warnings it showed,
-    and the machine speed it measured (None if it reported none)."""
-    server.call(
-        "initialize",
-        {
-            "processId": os.getpid(),
-            "clientInfo": {"name": "codegemma-lsp bench replay (as Neovim 0.12)"},
-            "rootUri": root.as_uri(),
-            "capabilities": {
-                "general": {"positionEncodings": ["utf-16"]},
-                "textDocument": {
-                    "synchronization": {"didSave": True, "dynamicRegistration": False},
-                    "inlineCompletion": {"dynamicRegistration": False},
-                },
-            },
-            "initializationOptions": init_options,
-        },
-    )
-    server.notify("initialized", {})
-    warnings: list[str] = []
-    deadline = time.perf_counter() + LOAD_TIMEOUT_S
-    while True:
-        item = server.receive(deadline - time.perf_counter())
-        if item is None:
-            raise ProtocolError(f"the model did not load within {LOAD_TIMEOUT_S:.0f} s")
-        message = item.message
-        if message.get("method") == "window/showMessage":
-            warnings.append(str((message.get("params") or {}).get("message", "")))
-        if message.get("method") == "codegemma/status":
-            params = message.get("params") or {}
-            if params.get("state") == "ready":
-                speed = params.get("speed")
-                return warnings, speed if isinstance(speed, dict) else None
-            if params.get("state") == "error":
-                raise ProtocolError(f"the server could not load the model: {params.get('message')}")
 
 
 def run_lookup_command(args: argparse.Namespace) -> int:

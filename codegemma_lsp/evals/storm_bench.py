@@ -35,12 +35,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
+from codegemma_lsp.evals.server_process import start_server
 from codegemma_lsp.stats import percentile
 
 RATE = 50.0
@@ -381,14 +381,8 @@ def format_storm(result: dict[str, Any]) -> str:
     )
 
 
-StartServer = Callable[[LspProcess, Path, dict[str, Any]], object]
-"""Initializes a server and waits for its model (``bench_cli.start_server``)."""
-
-
-def add_storm_parser(
-    benches: argparse._SubParsersAction[argparse.ArgumentParser], start: StartServer
-) -> None:
-    """Register ``bench storm``; ``start`` brings a server up as the other benchmarks do."""
+def add_storm_parser(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``bench storm``."""
     storm = benches.add_parser(
         "storm",
         help="50 completion requests a second, with edits between, against the real server",
@@ -414,10 +408,10 @@ def add_storm_parser(
     )
     storm.add_argument("--backend", help=argparse.SUPPRESS)
     storm.add_argument("--threads", type=int, help="llama.cpp threads")
-    storm.set_defaults(func=lambda args: run_storm_command(args, start))
+    storm.set_defaults(func=run_storm_command)
 
 
-def run_storm_command(args: argparse.Namespace, start: StartServer) -> int:
+def run_storm_command(args: argparse.Namespace) -> int:
     if args.file is not None:
         try:
             text = args.file.read_text(encoding="utf-8", errors="surrogateescape")
@@ -441,7 +435,7 @@ def run_storm_command(args: argparse.Namespace, start: StartServer) -> int:
         command = server_command(model=model, backend=args.backend, threads=args.threads)
         server = LspProcess(command, cwd=root, env=child_env())
         try:
-            start(server, root, {})
+            start_server(server, root, {})
             sys.stderr.write(f"storming {name} for {seconds:g} s at {args.rate:g} requests/s\n")
             result = run_storm(server, path, text, options)
         except ProtocolError as exc:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from codegemma_lsp.evals.replay_metrics import (
     run_figures,
 )
 from codegemma_lsp.evals.replay_session import Session, recorded_sessions
+from codegemma_lsp.evals.server_process import start_server
 
 QUICK_FRACTION = 0.4
 ENGINE_START_TIMEOUT_S = 300.0
@@ -247,45 +247,6 @@ class ClientRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def _start_daemon(server: LspProcess, root: Path, init_options: dict[str, Any]) -> list[str]:
-    """Initialize a daemon and wait until it reports its engine ready; the warnings shown."""
-    server.call(
-        "initialize",
-        {
-            "processId": os.getpid(),
-            "clientInfo": {"name": "codegemma-lsp bench team (as Neovim 0.12)"},
-            "rootUri": root.as_uri(),
-            "capabilities": {
-                "general": {"positionEncodings": ["utf-16"]},
-                "textDocument": {
-                    "synchronization": {"didSave": True, "dynamicRegistration": False},
-                    "inlineCompletion": {"dynamicRegistration": False},
-                },
-            },
-            "initializationOptions": init_options,
-        },
-    )
-    server.notify("initialized", {})
-    warnings: list[str] = []
-    deadline = time.perf_counter() + DAEMON_START_TIMEOUT_S
-    while True:
-        item = server.receive(deadline - time.perf_counter())
-        if item is None:
-            raise ProtocolError("the daemon did not become ready")
-        message = item.message
-        params = message.get("params") or {}
-        if message.get("method") == "window/showMessage":
-            warnings.append(str(params.get("message", "")))
-        if message.get("method") == "codegemma/status":
-            if params.get("state") == "ready":
-                return warnings
-            if params.get("state") == "error":
-                # A remote engine that is busy (llama_cpp.server answers nothing while it
-                # evaluates a prompt) is tried again on each request: not fatal.
-                warnings.append(f"engine not reachable at start: {params.get('message')}")
-                return warnings
-
-
 def run_client(
     run: ClientRun,
     session: Session,
@@ -313,7 +274,15 @@ def run_client(
     init_options: dict[str, Any] = {"model": model} if model else {}
     server = LspProcess(command, cwd=root, env=child_env())
     try:
-        run.warnings += _start_daemon(server, root, init_options)
+        warnings, _ = start_server(
+            server,
+            root,
+            init_options,
+            client="codegemma-lsp bench team (as Neovim 0.12)",
+            timeout_s=DAEMON_START_TIMEOUT_S,
+            unreachable_engine_ok=True,
+        )
+        run.warnings += warnings
         options = ReplayOptions(
             time_scale=config.time_scale,
             seed=config.seed + run.index,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.editors.processes import run_in_own_group
+from tests.editors.processes import path_with_our_scripts, run_in_own_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "nvim"
@@ -133,6 +133,7 @@ def run_scenario(
     env.update(
         VIMRUNTIME=str(nvim.runtime),
         CODEGEMMA_NVIM_PARAMS=str(params_file),
+        PATH=path_with_our_scripts(os.environ.get("PATH")),
         # The server runs as `python -m codegemma_lsp` from a source checkout.
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **{

@@ -11,7 +11,19 @@ import contextlib
 import os
 import signal
 import subprocess
+import sysconfig
 from pathlib import Path
+
+
+def path_with_our_scripts(path: str | None) -> str:
+    """``path`` with this interpreter's scripts folder first, as in an activated venv.
+
+    The README's set-ups start the ``codegemma-lsp`` console script by name, which a
+    user's PATH finds once the package is installed; pytest run as
+    ``.venv/bin/python -m pytest`` without activating the venv must find it too.
+    """
+    scripts = sysconfig.get_path("scripts")
+    return os.pathsep.join(filter(None, [scripts, path]))
 
 
 def kill_group(pgid: int) -> None:

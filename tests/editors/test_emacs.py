@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.editors.processes import run_in_own_group
+from tests.editors.processes import path_with_our_scripts, run_in_own_group
 from tests.hub import TINY_FILE, default_model_env, serve_hub
 
 pytestmark = pytest.mark.editor
@@ -108,6 +108,7 @@ def emacs_command(home: Path, **env_vars: str) -> tuple[list[str], dict[str, str
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEMMA_LSP_", "EMACS"))}
     env.update(
         HOME=str(home),  # keep eglot and project.el away from the user's ~/.emacs.d
+        PATH=path_with_our_scripts(env.get("PATH")),
         # The server runs as `python -m codegemma_lsp` from a source checkout.
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **env_vars,

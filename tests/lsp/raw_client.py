@@ -12,11 +12,32 @@ import queue
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class FramingError(AssertionError):
     pass
+
+
+def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
+    """The next framed message on ``stream``; None at its end. Bytes that are not a
+    frame raise :class:`FramingError`."""
+    length = None
+    while True:
+        line = stream.readline()
+        if not line:
+            return None
+        if line == b"\r\n":
+            break
+        name, sep, value = line.decode("ascii").partition(":")
+        if not sep or not line.endswith(b"\r\n"):
+            raise FramingError(f"unframed bytes: {line!r}")
+        if name.lower() == "content-length":
+            length = int(value.strip())
+    if length is None:
+        raise FramingError("header without Content-Length")
+    message: dict[str, Any] = json.loads(stream.read(length))
+    return message
 
 
 class RawClient:
@@ -51,24 +72,9 @@ class RawClient:
         stream = self.proc.stdout
         assert stream is not None
         try:
-            while True:
-                length = None
-                while True:
-                    line = stream.readline()
-                    if not line:
-                        self.messages.put(None)
-                        return
-                    if line == b"\r\n":
-                        break
-                    name, sep, value = line.decode("ascii").partition(":")
-                    if not sep or not line.endswith(b"\r\n"):
-                        raise FramingError(f"unframed bytes on stdout: {line!r}")
-                    if name.lower() == "content-length":
-                        length = int(value.strip())
-                if length is None:
-                    raise FramingError("header without Content-Length")
-                body = stream.read(length)
-                self.messages.put(json.loads(body))
+            while (message := read_message(stream)) is not None:
+                self.messages.put(message)
+            self.messages.put(None)
         except (FramingError, UnicodeDecodeError, ValueError) as exc:
             self.messages.put(FramingError(str(exc)))
 
@@ -111,6 +117,23 @@ class RawClient:
 
     def response(self, msg_id: int, timeout: float = 10.0) -> dict[str, Any]:
         return self.wait_for(lambda m: m.get("id") == msg_id and "method" not in m, timeout)
+
+    def wait_status(self, state: str) -> dict[str, Any]:
+        """The ``codegemma/status`` notification with ``state``: one already received,
+        or the next."""
+
+        def match(message: dict[str, Any]) -> bool:
+            params = message.get("params")
+            return (
+                message.get("method") == "codegemma/status"
+                and isinstance(params, dict)
+                and params["state"] == state
+            )
+
+        for seen in self.received:
+            if match(seen):
+                return seen
+        return self.wait_for(match)
 
     def initialize(self, root: Path, **params: Any) -> dict[str, Any]:
         msg_id = self.request(

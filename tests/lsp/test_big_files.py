@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from codegemma_lsp.documents import MAX_LINE_CHARS
-from codegemma_lsp.evals.bench_cli import start_server
 from codegemma_lsp.evals.replay_client import LspProcess, child_env, server_command
+from codegemma_lsp.evals.server_process import start_server
 from codegemma_lsp.evals.storm_bench import StormOptions, run_storm
 
 SMALL = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    "

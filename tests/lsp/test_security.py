@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SERVER
-from tests.lsp.raw_client import RawClient
+from tests.lsp.raw_client import RawClient, read_message
 
 TOKEN = "test-token-b4Zq9wXv"
 FAKE_TEXT = "pass  # codegemma-fake"
@@ -48,25 +48,11 @@ class TcpClient:
 
     def _read(self) -> None:
         with contextlib.closing(self.sock.makefile("rb")) as stream:
-            self._read_frames(stream)
-
-    def _read_frames(self, stream: Any) -> None:
-        try:
-            while True:
-                length = None
-                while True:
-                    line = stream.readline()
-                    if not line:
-                        self.messages.put(None)
-                        return
-                    if line == b"\r\n":
-                        break
-                    name, _, value = line.decode("ascii").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value.strip())
-                assert length is not None
-                self.messages.put(json.loads(stream.read(length)))
-        except OSError:
+            try:
+                while (message := read_message(stream)) is not None:
+                    self.messages.put(message)
+            except OSError:
+                pass
             self.messages.put(None)
 
     def send(self, payload: dict[str, Any]) -> None:
@@ -318,21 +304,6 @@ def _inline(client: RawClient, uri: str) -> dict[str, Any]:
     return client.response(client.request("textDocument/inlineCompletion", _inline_params(uri)))
 
 
-def _wait_status(client: RawClient, state: str) -> dict[str, Any]:
-    def match(message: dict[str, Any]) -> bool:
-        params = message.get("params")
-        return (
-            message.get("method") == "codegemma/status"
-            and isinstance(params, dict)
-            and params["state"] == state
-        )
-
-    for seen in client.received:
-        if match(seen):
-            return seen
-    return client.wait_for(match)
-
-
 def _messages(client: RawClient) -> list[str]:
     return [
         m["params"]["message"] for m in client.received if m.get("method") == "window/showMessage"
@@ -363,7 +334,7 @@ def test_client_settings_cannot_choose_a_test_backend(tmp_path: Path) -> None:
     client.initialize(tmp_path, initializationOptions={"model": {"backend": f"scripted:{private}"}})
     warning = _wait_message(client, "accepted only on the command line")
     assert "initializationOptions" in warning
-    _wait_status(client, "ready")
+    client.wait_status("ready")
     uri = (tmp_path / "demo.py").as_uri()
     client.notify("textDocument/didOpen", _open_params(uri))
     assert _inline(client, uri)["result"]["items"][0]["insertText"] == FAKE_TEXT
@@ -386,7 +357,7 @@ def test_a_bad_backend_fails_once_at_settings_time(tmp_path: Path, backend: str)
     client.initialize(tmp_path)
     warning = _wait_message(client, "model.backend")
     assert repr(backend) in warning and "using 'llama'" in warning
-    status = _wait_status(client, "error")
+    status = client.wait_status("error")
     assert str(missing_model) in status["params"]["message"]
     uri = (tmp_path / "demo.py").as_uri()
     client.notify("textDocument/didOpen", _open_params(uri))
@@ -411,7 +382,7 @@ def test_the_scripted_backend_reads_only_a_regular_file(tmp_path: Path, target: 
         target = str(tmp_path)
     client = RawClient([*SERVER, "--backend", f"scripted:{target}"])
     client.initialize(tmp_path)
-    status = _wait_status(client, "error")
+    status = client.wait_status("error")
     assert "not a regular file" in status["params"]["message"]
     uri = (tmp_path / "demo.py").as_uri()
     client.notify("textDocument/didOpen", _open_params(uri))
@@ -433,7 +404,7 @@ def test_the_scripted_backend_reads_only_a_regular_file(tmp_path: Path, target: 
 def test_a_secret_document_gets_no_completion(tmp_path: Path, name: str, text: str) -> None:
     client = RawClient([*SERVER, "--backend", "fake"])
     client.initialize(tmp_path)
-    _wait_status(client, "ready")
+    client.wait_status("ready")
     secret = (tmp_path / name).as_uri()
     plain = (tmp_path / "plain.py").as_uri()
     client.notify("textDocument/didOpen", _open_params(secret, text))
@@ -459,7 +430,7 @@ def test_a_workspace_root_with_a_nul_byte_still_completes(tmp_path: Path) -> Non
     )
     assert "result" in reply
     client.notify("initialized", {})
-    _wait_status(client, "ready")
+    client.wait_status("ready")
     for uri in (weird_root + "/demo.py", (tmp_path / "demo.py").as_uri()):
         client.notify("textDocument/didOpen", _open_params(uri))
         items = _inline(client, uri)["result"]["items"]
@@ -476,7 +447,7 @@ def test_a_model_with_a_broken_chat_template_loads(tmp_path: Path) -> None:
     model = write_tiny_codegemma_broken_chat_template(tmp_path / "broken-template.gguf")
     client = RawClient([*SERVER, "--model", str(model)])
     client.initialize(tmp_path)
-    _wait_status(client, "ready")
+    client.wait_status("ready")
     uri = (tmp_path / "demo.py").as_uri()
     client.notify("textDocument/didOpen", _open_params(uri))
     assert "result" in _inline(client, uri)

@@ -32,21 +32,6 @@ def _open(client: RawClient, uri: str, text: str = SOURCE) -> None:
     )
 
 
-def _wait_status(client: RawClient, state: str) -> dict[str, object]:
-    def match(m: dict[str, object]) -> bool:
-        params = m.get("params")
-        return (
-            m.get("method") == "codegemma/status"
-            and isinstance(params, dict)
-            and params["state"] == state
-        )
-
-    for seen in client.received:
-        if match(seen):
-            return seen
-    return client.wait_for(match)
-
-
 def test_exit_after_shutdown_is_zero(tmp_path: Path) -> None:
     client = RawClient([*SERVER, "--backend", "fake"])
     client.initialize(tmp_path)
@@ -109,7 +94,7 @@ def test_stdout_is_only_protocol_while_the_model_loads(
     # Ask at once, while the model may still be loading: the answer is framed either way.
     first = client.response(_inline(client, uri, 1, 29))
     assert "result" in first
-    _wait_status(client, "ready")
+    client.wait_status("ready")
     reply = client.response(_inline(client, uri, 1, 29))
     items = reply["result"]["items"]
     assert items and items[0]["insertText"]

@@ -20,7 +20,6 @@ from codegemma_lsp.engine.base import CancelToken, Generation, GenerationPolicy
 from codegemma_lsp.engine.fake import FakeBackend, FakeCall
 from codegemma_lsp.engine.worker import InferenceWorker
 from codegemma_lsp.first_line import (
-    first_line_end,
     first_line_policy,
     indent_unit,
     line_policy,
@@ -234,19 +233,6 @@ def test_next_line_insert(text: str, cursor: int, expected: str | None) -> None:
 )
 def test_indent_unit(text: str, unit: str) -> None:
     assert indent_unit(text) == unit
-
-
-@pytest.mark.parametrize(
-    ("text", "end"),
-    [
-        pytest.param("x = 1", None, id="no-newline"),
-        pytest.param("x = 1\ny = 2", 5, id="first-line"),
-        pytest.param("\n    \n    x = 1\n", 15, id="blank-lines-belong-to-it"),
-        pytest.param("\n\n", None, id="only-blank"),
-    ],
-)
-def test_first_line_end(text: str, end: int | None) -> None:
-    assert first_line_end(text) == end
 
 
 def test_a_first_line_policy_has_no_syntax_check() -> None:

@@ -24,7 +24,12 @@ def backend(tiny_model_path: Path) -> Iterator[LlamaBackend]:
 
 
 def test_the_probe_times_a_prompt_and_generation(backend: LlamaBackend) -> None:
-    ticks = iter([10.0, 12.0, 16.0])  # prompt: 2 s; generation: 4 s
+    # The prompt takes 2 s; the steps 0.5 s each, but for one slowed by a neighbour.
+    steps = [0.5, 0.5, 0.5, 3.0, 0.5, 0.5, 0.5, 0.5]
+    times = [10.0, 12.0]
+    for step in steps:
+        times.append(times[-1] + step)
+    ticks = iter(times)
     speed = probe_llama(
         backend.llama, prompt_tokens=32, generated_tokens=8, clock=lambda: next(ticks)
     )
