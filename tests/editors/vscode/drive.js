@@ -124,10 +124,26 @@ async function acceptScenario(page) {
 async function errorScenario(page) {
   await step("error_status", page, () => waitForStatus(page, "error", "error"));
   await step("error_tooltip", page, async () => {
-    await page.locator(".statusbar-item:has(.codicon-error)", { hasText: "CodeGemma" }).first().hover();
-    const hover = page.locator(".workbench-hover, .monaco-hover", { hasText: params.expectedText });
-    await hover.first().waitFor({ state: "visible", timeout });
-    outcome.values.error_tooltip = (await hover.first().innerText()).trim();
+    const item = page.locator(".statusbar-item:has(.codicon-error)", { hasText: "CodeGemma" }).first();
+    const hover = page.locator(".workbench-hover, .monaco-hover", { hasText: params.expectedText }).first();
+    // A hover that closes before it is seen (something drawn over it, such as the
+    // error's notification) opens again only when the pointer comes back: leave and
+    // hover again, waiting longer each time, until the scenario's own timeout.
+    const deadline = Date.now() + timeout;
+    for (let waitMs = 2000; ; waitMs *= 2) {
+      await item.hover({ timeout });
+      try {
+        await hover.waitFor({ state: "visible", timeout: Math.max(1, Math.min(waitMs, deadline - Date.now())) });
+        break;
+      } catch (error) {
+        if (Date.now() >= deadline) {
+          throw error;
+        }
+        outcome.values.error_tooltip_hovers = (outcome.values.error_tooltip_hovers ?? 1) + 1;
+        await page.mouse.move(0, 0);
+      }
+    }
+    outcome.values.error_tooltip = (await hover.innerText()).trim();
   });
 }
 
