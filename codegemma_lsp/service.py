@@ -423,6 +423,7 @@ class CompletionService:
         filled; None when it left nothing there (cut short, or superseded): the request
         then goes on as any other, its prompt warm."""
         uri = document.uri
+        waited = time.perf_counter()
         try:
             await asyncio.wait([rest])  # the job's own end, cancelled or not, is no error here
         except asyncio.CancelledError:
@@ -433,13 +434,16 @@ class CompletionService:
                 )
             )
             raise
+        waited = time.perf_counter() - waited
         hit = self.suggestions.lookup(uri, document.text, cursor)
         if hit is None:
             return None
         elapsed = (time.perf_counter() - received) * 1000
+        # Waiting for the model is not the handler's own work.
+        handler_ms = elapsed - waited * 1000
         self.stats.record(
             RequestRecord.from_generation(
-                uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
+                uri, "cache", elapsed, None, handler_ms=handler_ms, request_id=request_id
             )
         )
         return Answer(hit[1], hit[0].id)
@@ -644,6 +648,7 @@ class CompletionService:
         rest of its candidates from the cache (None: nothing left to show)."""
         uri = document.uri
         running.joiners += 1
+        waited = time.perf_counter()
         try:
             await asyncio.shield(running.settled)
         except asyncio.CancelledError:
@@ -655,12 +660,15 @@ class CompletionService:
             raise
         finally:
             running.joiners -= 1
+        waited = time.perf_counter() - waited
         hits = self.suggestions.lookup_candidates(uri, document.text, cursor)
         if not hits:
             return None
         elapsed = (time.perf_counter() - received) * 1000
+        # Waiting for the model is not the handler's own work.
+        handler_ms = elapsed - waited * 1000
         record = RequestRecord.from_generation(
-            uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
+            uri, "cache", elapsed, None, handler_ms=handler_ms, request_id=request_id
         )
         self.stats.record(replace(record, joined=True, shown_candidates=len(hits)))
         return Answer.of(hits)
