@@ -377,23 +377,8 @@ class CompletionService:
             lambda cancel: generate_rest(outcome, snapshot, backend, cancel),
             background=True,
         )
-        wrapped = asyncio.wrap_future(future)
-        self._rests[uri] = _Rest(first, wrapped)
-        started = time.perf_counter()
-
-        def store(done: asyncio.Future[CompletionOutcome | None]) -> None:
-            if self._rests.get(uri) is not None and self._rests[uri].future is done:
-                del self._rests[uri]
-            if done.cancelled() or done.exception() is not None:
-                return
-            whole = done.result()
-            if whole is None:
-                return
-            self._record_background(uri, "precompute", started, whole)
-            if whole.text and not whole.cancelled:
-                self.suggestions.add(uri, snapshot.text, first.anchor, whole.text)
-
-        wrapped.add_done_callback(store)
+        rest = _Rest(first, asyncio.wrap_future(future))
+        self._track_rest(uri, rest, snapshot.text, first.anchor, "")
 
     def _joinable_rest(
         self, document: Document, cursor: int
@@ -494,11 +479,16 @@ class CompletionService:
             before=text[max(0, cursor - CONTEXT_CHARS) : cursor],
             after=text[cursor : cursor + CONTEXT_CHARS],
         )
-        self._rests[uri] = _Rest(enter, wrapped)
+        self._track_rest(uri, _Rest(enter, wrapped), text, cursor, insert)
+
+    def _track_rest(self, uri: str, rest: _Rest, text: str, anchor: int, typed: str) -> None:
+        """Hold ``rest`` until it ends; then record it and cache ``typed`` plus what it made,
+        anchored at ``anchor`` in ``text`` (the document as it was when it started)."""
+        self._rests[uri] = rest
         started = time.perf_counter()
 
         def store(done: asyncio.Future[CompletionOutcome | None]) -> None:
-            if self._rests.get(uri) is not None and self._rests[uri].future is done:
+            if self._rests.get(uri) is rest:
                 del self._rests[uri]
             if done.cancelled() or done.exception() is not None:
                 return
@@ -507,9 +497,9 @@ class CompletionService:
                 return
             self._record_background(uri, "precompute", started, outcome)
             if outcome.text and not outcome.cancelled:
-                self.suggestions.add(uri, text, cursor, insert + outcome.text)
+                self.suggestions.add(uri, text, anchor, typed + outcome.text)
 
-        wrapped.add_done_callback(store)
+        rest.future.add_done_callback(store)
 
     def _schedule_warm(
         self,
