@@ -444,7 +444,7 @@ def run_storm_command(args: argparse.Namespace) -> int:
         finally:
             server.close()
     result = {"file": name, "file_bytes": len(text.encode("utf-8", "surrogateescape")), **result}
-    print(format_storm(result), flush=True)
+    sys.stdout.write(format_storm(result) + "\n")
     if args.json:
-        print(json.dumps(result), flush=True)
+        sys.stdout.write(json.dumps(result) + "\n")
     return 0

@@ -608,8 +608,8 @@ def run_team_command(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         sys.stderr.write(f"codegemma-lsp: bench team failed: {exc}\n")
         return 1
-    print(format_team(result), flush=True)
-    print(f"bench team took {time.perf_counter() - started:.0f} s", flush=True)
+    sys.stdout.write(format_team(result) + "\n")
+    sys.stdout.write(f"bench team took {time.perf_counter() - started:.0f} s\n")
     if args.json:
-        print(json.dumps(result), flush=True)
+        sys.stdout.write(json.dumps(result) + "\n")
     return 0
