@@ -19,6 +19,9 @@ local progress = { begin = 0, report = 0, ['end'] = 0 }
 local states = {}
 local asked_after_ready, answered_after_ready = 0, 0
 local ready = false
+-- The highest percentage the plugin was told, from its status events: polling its state
+-- could miss a download that goes from 0% to 100% between two polls.
+local max_progress = -1
 
 api.nvim_create_autocmd('LspProgress', {
   callback = function(args)
@@ -34,6 +37,9 @@ api.nvim_create_autocmd('User', {
   callback = function(args)
     table.insert(states, args.data.state)
     ready = args.data.state == 'ready'
+    if type(args.data.progress) == 'number' and args.data.progress > max_progress then
+      max_progress = args.data.progress
+    end
   end,
 })
 api.nvim_create_autocmd('LspRequest', {
@@ -55,12 +61,9 @@ H.run(function()
   api.nvim_win_set_cursor(0, { P.line, 0 })
   H.feed('A')
   H.set('state_when_typing', codegemma.status().state)
-  local max_progress, statusline_downloading = -1, vim.NIL
+  local statusline_downloading = vim.NIL
   H.wait_until('the model to be ready', P.ready_timeout_ms, function()
     local status = codegemma.status()
-    if status.progress and status.progress > max_progress then
-      max_progress = status.progress
-    end
     if status.state == 'downloading' and statusline_downloading == vim.NIL then
       statusline_downloading = codegemma.statusline()
     end
