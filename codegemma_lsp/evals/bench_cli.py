@@ -195,11 +195,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 def run_replay_command(args: argparse.Namespace) -> int:
     say = _stderr_progress
     model: Path | None = args.model
-    if model is None and args.backend is None:
-        try:
-            model = bench_model.ensure_model(progress=say)
-        except bench_model.BenchModelError as exc:
-            sys.stderr.write(f"codegemma-lsp: {exc}\n")
+    if args.backend is None:
+        model = bench_model.given_or_built(model, say)
+        if model is None:
             return 1
     config = BenchConfig(
         model=model,
@@ -401,13 +399,9 @@ def run_server(
 def run_lookup_command(args: argparse.Namespace) -> int:
     from codegemma_lsp.evals.humaneval_tasks import MissingDataError
 
-    model: Path | None = args.model
+    model = bench_model.given_or_built(args.model, _stderr_progress)
     if model is None:
-        try:
-            model = bench_model.ensure_model(progress=_stderr_progress)
-        except bench_model.BenchModelError as exc:
-            sys.stderr.write(f"codegemma-lsp: {exc}\n")
-            return 1
+        return 1
     drafts = sorted(set(args.draft or [4, 8]))
     if any(n < 1 for n in drafts):
         sys.stderr.write("codegemma-lsp: --draft must be at least 1\n")

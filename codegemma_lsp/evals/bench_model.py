@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -92,6 +93,18 @@ def ensure_model(directory: Path | None = None, *, progress: Progress | None = N
     if path.is_file():
         return path
     return build_model(path, progress=progress)
+
+
+def given_or_built(model: Path | None, progress: Progress) -> Path | None:
+    """``model`` when a bench was given one, else the cached benchmark model; None (with the
+    reason on stderr) when it cannot be built."""
+    if model is not None:
+        return model
+    try:
+        return ensure_model(progress=progress)
+    except BenchModelError as exc:
+        sys.stderr.write(f"codegemma-lsp: {exc}\n")
+        return None
 
 
 def build_model(path: Path, *, progress: Progress | None = None, seed: int = 0) -> Path:

@@ -584,13 +584,9 @@ def run_team_command(args: argparse.Namespace) -> int:
                 "pip install 'codegemma-lsp[team]'\n"
             )
             return 1
-    model: Path | None = args.model
+    model = bench_model.given_or_built(args.model, say)
     if model is None:
-        try:
-            model = bench_model.ensure_model(progress=say)
-        except bench_model.BenchModelError as exc:
-            sys.stderr.write(f"codegemma-lsp: {exc}\n")
-            return 1
+        return 1
     config = TeamConfig(
         clients=args.clients,
         model=model,
