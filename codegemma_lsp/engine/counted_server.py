@@ -16,7 +16,7 @@ is closed.
 ``--no-repack`` (taken before the server's own flags) loads the weights without
 llama.cpp's repacking into extra buffer types, as llama-server's ``--no-repack``
 does; on a CPU with AMX that is the default, since the repacked AMX kernels of this
-llama.cpp crash in the first batched decode (see ``llama_backend.cpu_has_amx``).
+llama.cpp crash in the first batched decode (see ``weight_buffers``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from codegemma_lsp.engine.base import common_prefix
-from codegemma_lsp.engine.llama_backend import cpu_has_amx
+from codegemma_lsp.engine.weight_buffers import cpu_has_amx
 
 
 def install_counter(path: Path) -> None:

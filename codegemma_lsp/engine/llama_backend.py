@@ -59,6 +59,7 @@ from codegemma_lsp.engine.base import (
 )
 from codegemma_lsp.engine.lookup import draft_tokens
 from codegemma_lsp.engine.snapshots import Snapshot, SnapshotStore
+from codegemma_lsp.engine.weight_buffers import weights_off_amx
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -162,7 +163,7 @@ class LlamaBackend:
                 log.deferred(),
                 _chat_templates_not_compiled(),
                 _parallel_sequences(),
-                _weights_kept_plain_on_amx(),
+                weights_off_amx(path),
             ):
                 llm = llama_cpp.Llama(
                     model_path=str(path),
@@ -730,49 +731,6 @@ def _parallel_sequences() -> Iterator[None]:
         yield
     finally:
         low_level.llama_context_default_params = original
-
-
-def cpu_has_amx(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU reports Intel AMX (``amx_int8``/``amx_tile`` in /proc/cpuinfo)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-            break
-    return "amx_int8" in flags or "amx_tile" in flags
-
-
-@contextlib.contextmanager
-def _weights_kept_plain_on_amx() -> Iterator[None]:
-    """On a CPU with AMX, load without llama.cpp's extra weight buffers.
-
-    llama-cpp-python 0.3.36's llama.cpp moves Q4_K weights into an AMX buffer on such
-    CPUs, and its AMX matrix multiply then crashes the process in the first decode
-    (seen on a Xeon with amx_int8: SIGSEGV in ``ggml_backend_amx_mul_mat``). With
-    ``use_extra_bufts`` off the same file runs; only CPUs with AMX give up repacking.
-    """
-    if not cpu_has_amx():
-        yield
-        return
-    import llama_cpp.llama_cpp as low_level  # the module ``Llama`` reads it from
-
-    original = low_level.llama_model_default_params
-
-    def plain() -> Any:
-        params = original()
-        params.use_extra_bufts = False
-        return params
-
-    low_level.llama_model_default_params = plain
-    try:
-        yield
-    finally:
-        low_level.llama_model_default_params = original
 
 
 def _keep_finished_ubatches(llm: llama_cpp.Llama, batch: list[int]) -> int:

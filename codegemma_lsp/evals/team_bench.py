@@ -42,7 +42,8 @@ from typing import Any
 
 from codegemma_lsp.engine.counted_server import read_counts
 from codegemma_lsp.engine.http_stream import RemoteError, parse_url, request_json
-from codegemma_lsp.engine.llama_backend import LlamaTokenizer, cpu_has_amx, physical_cores
+from codegemma_lsp.engine.llama_backend import LlamaTokenizer, physical_cores
+from codegemma_lsp.engine.weight_buffers import cpu_has_amx
 from codegemma_lsp.evals import bench_model
 from codegemma_lsp.evals.replay import ReplayOptions, SessionLog, SessionReplay
 from codegemma_lsp.evals.replay_client import LspProcess, ProtocolError, child_env, server_command
