@@ -39,7 +39,7 @@ from codegemma_lsp.engine.base import (
 )
 from codegemma_lsp.first_line import first_line_policy, line_policy
 from codegemma_lsp.oracle import answered_text, oracle_completion, oracle_policy
-from codegemma_lsp.pacing import paced_settings
+from codegemma_lsp.pacing import middle_fill, paced_settings
 from codegemma_lsp.prompt import FimTokens, PromptParts, build_prompt, context_budget
 from codegemma_lsp.syntax.cutpoints import Window, WindowBudget, choose_window, shift_window
 from codegemma_lsp.syntax.languages import LanguageSpec
@@ -179,6 +179,7 @@ def plan_completion(
         prefix_tokens=fim.prefix_tokens,
         suffix_tokens=fim.suffix_tokens,
         middle_tokens=fim.middle_tokens if live else 0,
+        middle_fill=middle_fill(fim.suffix_tokens, fim.middle_tokens),
     )
     window = choose_window(
         snapshot.tree, data, cursor, budget, language=snapshot.language, previous=query.previous

@@ -123,6 +123,11 @@ class EngineSettings:
     """Memory for KV snapshots of recently used documents, so switching files is cheap."""
     prewarm: bool = True
     """Evaluate a document's prompt when it is opened and after an accept, while idle."""
+    eager_start: MultiLine = "auto"
+    """Start the completion the editor is about to ask for as soon as an edit arrives, at
+    the cursor the edit left, so the editor's debounce is spent generating (``on``), or
+    wait for the request (``off``). ``auto``: on where generation is slow (a CPU), as
+    :mod:`codegemma_lsp.pacing` decides from the machine's speed."""
     prompt_lookup: int = 0
     """Draft this many tokens from the prompt per step and let the model check them in
     one batch (speculative decoding; same text). Off: on a CPU each drafted token costs
@@ -268,6 +273,7 @@ _LITERALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("fim", "mode"): get_args(FimMode),
     ("completion", "comments"): get_args(CommentScope),
     ("completion", "multi_line"): get_args(MultiLine),
+    ("engine", "eager_start"): get_args(MultiLine),
     ("model", "kv_type"): get_args(KvType),
     ("model", "prompt_format"): get_args(PromptFormat),
 }

@@ -1086,3 +1086,16 @@ class DocumentStore:
 
     def __len__(self) -> int:
         return len(self._documents)
+
+
+def cursor_after(document: Document, changes: Sequence[TextChange]) -> int | None:
+    """Where an editor's cursor most likely is after ``changes`` were applied to
+    ``document``: the end of the last change's new text, as a str offset. None for a
+    whole-text replacement, which says nothing about the cursor."""
+    if not changes:
+        return None
+    last = changes[-1]
+    if last.start is None:
+        return None
+    # Text before the last change's start is the same before and after it.
+    return document.resolve(*last.start).offset + len(last.text)

@@ -7,9 +7,12 @@ edits, as the server sees ``didChange`` arrive (:class:`PauseTracker`). From the
 ``auto``) pins its own and the rule leaves it alone.
 
 - **Prompt budgets.** A relocation (the cursor moved elsewhere) evaluates the suffix
-  again and a fresh live region of up to ``JUMP_FILL`` of the middle budget, so
-  ``suffix + JUMP_FILL * middle`` is kept within ``RELOCATION_S`` of prompt
-  evaluation. The suffix and middle budgets are equal, between 64 and 256 tokens.
+  again and a fresh live region, so ``suffix + JUMP_FILL * suffix`` is kept within
+  ``RELOCATION_S`` of prompt evaluation: the suffix budget is between 64 and 256 tokens,
+  and a fresh live region holds up to ``JUMP_FILL`` of it (:func:`middle_fill`). The
+  middle budget is 256 tokens whatever the speed: the live region grows to it before it
+  jumps (a jump costs what a relocation does), so a slow machine jumps every couple of
+  hundred typed tokens rather than every couple of lines.
   When the prefix window jumps (every few dozen lines typed, or after a far move), it
   evaluates ``JUMP_FILL`` of the prefix budget as well, so that is kept within
   ``PREFIX_JUMP_S``, between 256 and 1024 tokens. A fast machine gets the old fixed
@@ -22,6 +25,13 @@ edits, as the server sees ``didChange`` arrive (:class:`PauseTracker`). From the
 - **Multi-line.** A block completion is worth starting when two typical lines
   (``BLOCK_TOKENS``) fit in the time budget at the measured generation speed.
   Otherwise a block scope yields its first line only.
+- **Eager start.** Below ``EAGER_BELOW_TPS`` generated tokens per second (a CPU), an
+  edit starts the completion the editor is about to ask for at the cursor it left, so
+  the editor's debounce (Neovim waits 200 ms, VS Code about 100 ms) is spent
+  generating; the request then joins it or finds it in the cache. A line of a dozen
+  tokens takes more than a second there, and the debounce is a fifth of that. Faster
+  engines answer inside the pause anyway, and a shared remote engine should not be
+  kept busy with guesses, so they wait for the request.
 
 With no measured speed (a fake backend, or the probe failed), every auto value is
 its fixed default (:data:`STATIC`).
@@ -42,8 +52,12 @@ PREFIX_JUMP_S = 6.0
 """Prompt evaluation a jump of the prefix window may cost (prefix, suffix and live region)."""
 JUMP_FILL = 0.6
 """How full a window left its budget after a jump (the cut-point rule's default)."""
+MIN_MIDDLE_FILL = 0.05
+"""A fresh live region holds at least this share of the middle budget (a line or two)."""
 BLOCK_TOKENS = 24
 """Two typical lines of code: the least a block completion should hold to be worth it."""
+EAGER_BELOW_TPS = 40.0
+"""Generation speed (tokens/s) below which an edit starts the coming request's work."""
 
 SIDE_RANGE = (64, 256)
 PREFIX_RANGE = (256, 1024)
@@ -69,6 +83,7 @@ class Pins:
     suffix_tokens: int = 0
     middle_tokens: int = 0
     multi_line: MultiLine = "auto"
+    eager_start: MultiLine = "auto"
 
 
 @dataclass(frozen=True)
@@ -78,12 +93,14 @@ class Pacing:
     suffix_tokens: int
     middle_tokens: int
     multi_line: bool
+    eager_start: bool = False
 
     def describe(self) -> str:
         return (
             f"time budget {self.time_budget_ms} ms, prefix {self.prefix_tokens}, "
             f"suffix {self.suffix_tokens}, middle {self.middle_tokens} tokens, "
-            f"multi-line {'on' if self.multi_line else 'off'}"
+            f"multi-line {'on' if self.multi_line else 'off'}, "
+            f"eager start {'on' if self.eager_start else 'off'}"
         )
 
 
@@ -110,7 +127,21 @@ def prompt_budgets(prompt_tps: float) -> tuple[int, int, int]:
     prefix = _clamp(
         (prompt_tps * PREFIX_JUMP_S - side - JUMP_FILL * side) / JUMP_FILL, PREFIX_RANGE
     )
-    return prefix, side, side
+    return prefix, side, SIDE_RANGE[1]
+
+
+def middle_fill(suffix_tokens: int, middle_tokens: int) -> float | None:
+    """How full a fresh live region leaves the middle budget (None: the cut-point rule's
+    own ``jump_fill``).
+
+    A relocation evaluates the fresh live region again, so it is kept to ``JUMP_FILL`` of
+    the suffix budget, which the relocation target sized; a larger middle budget then only
+    lets the live region grow longer before it has to jump, which costs as much as a
+    relocation. So a slow machine, with a small suffix, gets a short fresh live region
+    under a large budget, and jumps rarely."""
+    if middle_tokens <= 0 or suffix_tokens >= middle_tokens:
+        return None
+    return max(MIN_MIDDLE_FILL, JUMP_FILL * suffix_tokens / middle_tokens)
 
 
 def time_budget_ms(median_pause_ms: float | None) -> int:
@@ -141,12 +172,17 @@ def derive_pacing(
         multi = True
     else:
         multi = multi_line_pays(speed.generate_tps, budget)
+    if pins.eager_start != "auto":
+        eager = pins.eager_start == "on"
+    else:
+        eager = speed is not None and speed.generate_tps < EAGER_BELOW_TPS
     return Pacing(
         time_budget_ms=budget,
         prefix_tokens=pins.prefix_tokens or auto.prefix_tokens,
         suffix_tokens=pins.suffix_tokens or auto.suffix_tokens,
         middle_tokens=pins.middle_tokens or auto.middle_tokens,
         multi_line=multi,
+        eager_start=eager,
     )
 
 
@@ -184,6 +220,7 @@ def pins_of(settings: Settings) -> Pins:
         suffix_tokens=settings.fim.suffix_tokens,
         middle_tokens=settings.fim.middle_tokens,
         multi_line=settings.completion.multi_line,
+        eager_start=settings.engine.eager_start,
     )
 
 
@@ -203,7 +240,11 @@ def paced_settings(settings: Settings, pacing: Pacing | None = None) -> Settings
             middle_tokens=settings.fim.middle_tokens or pacing.middle_tokens,
         ),
         engine=replace(
-            settings.engine, time_budget_ms=settings.engine.time_budget_ms or pacing.time_budget_ms
+            settings.engine,
+            time_budget_ms=settings.engine.time_budget_ms or pacing.time_budget_ms,
+            eager_start=settings.engine.eager_start
+            if settings.engine.eager_start != "auto"
+            else ("on" if pacing.eager_start else "off"),
         ),
         completion=replace(
             settings.completion,

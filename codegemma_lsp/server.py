@@ -37,6 +37,7 @@ from codegemma_lsp.documents import (
     DocumentStore,
     PositionEncoding,
     TextChange,
+    cursor_after,
 )
 from codegemma_lsp.engine.base import CancelToken
 from codegemma_lsp.engine.host import HostStatus, ModelHost
@@ -258,6 +259,8 @@ class CodeGemmaServer(LanguageServer):
         self.generator = GenerateService(lambda: self.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._prewarm_timer: asyncio.TimerHandle | None = None
+        self._oracle_pending: dict[str, tuple[int, int, int, str]] = {}
+        """Benchmark only: what the typist types next, told for a version still to come."""
         self._progress_token: str | None = None
         self._requested_model: ModelSettings | None = None
         """The model settings of the newest load started (or about to start)."""
@@ -730,6 +733,11 @@ class CodeGemmaServer(LanguageServer):
             log.warning("didChange: %d range(s) past the end of the document were clamped", clamped)
         self.numbers.edited(document.uri, document.edits_since(revision) or [])
         self.service.changed(document)
+        self._tell_pending_oracle(document)
+        cursor = cursor_after(document, changes)
+        if cursor is not None and self._completable_at(document, cursor):
+            self.cancel_prewarm()  # the eager start warms its own prompt
+            self.service.speculate(document, cursor, self.relative_path(document.uri))
 
     def document_digest(self, uri: str) -> dict[str, Any] | None:
         """What we hold of a document, without its text: a check that our copy is the
@@ -762,11 +770,32 @@ class CodeGemmaServer(LanguageServer):
         document = self.documents.get(uri)
         if book is None or document is None or not isinstance(text, str):
             return
-        if version is not None and version != document.version:
-            log.debug("%s for version %s, the document is at %s", uri, version, document.version)
-            return
+        if isinstance(version, int) and document.version is not None:
+            if version > document.version:
+                # Told before the didChange that makes this version, so that the eager
+                # start that change triggers (service.speculate) knows it too.
+                self._oracle_pending[uri] = (version, line, character, text)
+                return
+            if version != document.version:
+                log.debug(
+                    "%s for version %s, the document is at %s", uri, version, document.version
+                )
+                return
         cursor = document.resolve(line, character).offset
         book.tell(uri, document.revision, cursor, text)
+
+    def _tell_pending_oracle(self, document: Document) -> None:
+        pending = self._oracle_pending.pop(document.uri, None)
+        book = self.service.oracle
+        if pending is None or book is None:
+            return
+        version, line, character, text = pending
+        if version == document.version:
+            book.tell(
+                document.uri, document.revision, document.resolve(line, character).offset, text
+            )
+        elif document.version is not None and version > document.version:
+            self._oracle_pending[document.uri] = pending
 
     def completion_refusal(self, document: Document | None) -> str | None:
         """Why this document gets no completion, or None."""
@@ -783,19 +812,27 @@ class CodeGemmaServer(LanguageServer):
             return f"secret file (it holds {found})"
         return None
 
+    def _completable_at(self, document: Document, offset: int) -> bool:
+        refusal = self.completion_refusal(document)
+        if refusal is not None:
+            log.debug("no completion: %s", refusal)
+            return False
+        line = document.source.line_of_offset(offset)
+        if document.source.line_length(line) > MAX_LINE_CHARS:
+            log.debug("no completion: line longer than %d characters", MAX_LINE_CHARS)
+            return False
+        return True
+
     async def complete(self, uri: str, position: types.Position) -> tuple[Document, Answer] | None:
         self.cancel_prewarm()  # a request warms its own prompt
         document = self.documents.get(uri)
-        refusal = self.completion_refusal(document)
-        if refusal is not None or document is None:
-            log.debug("no completion: %s", refusal)
+        if document is None:
+            log.debug("no completion: document not open")
             return None
         resolved = document.resolve(position.line, position.character)
         if resolved.clamped:
             log.debug("position past the end of the document clamped")
-        line = document.source.line_of_offset(resolved.offset)
-        if document.source.line_length(line) > MAX_LINE_CHARS:
-            log.debug("no completion: line longer than %d characters", MAX_LINE_CHARS)
+        if not self._completable_at(document, resolved.offset):
             return None
         answer = await self.service.complete(document, resolved.offset, self.relative_path(uri))
         if answer is None or not answer.text:

@@ -101,6 +101,10 @@ class Answer:
         return cls(text, first.id, tuple((rest, item.id) for item, rest in others))
 
 
+NOTHING = Answer("", 0)
+"""Waiting for work at a place ended where the model had nothing to offer (silence)."""
+
+
 @dataclass
 class _Precompute:
     revision: int
@@ -114,6 +118,19 @@ class _Rest:
 
     first: Suggestion
     future: asyncio.Future[CompletionOutcome | None]
+
+
+def offers_nothing(outcome: CompletionOutcome) -> bool:
+    """The model ran to its own end and left nothing to show: the same prompt would
+    again (greedy decoding), so the place can be answered from memory. A time or a
+    cancel cut it short of that, and a declined place never ran the model."""
+    generation = outcome.generation
+    return (
+        not outcome.text
+        and not outcome.cancelled
+        and generation is not None
+        and generation.stop_reason not in ("time", "cancelled")
+    )
 
 
 WARM_AFTER_S = PAUSE_MIN_MS / 1000
@@ -146,6 +163,8 @@ class CompletionService:
         self._running: dict[str, RunningGeneration] = {}
         """Each document's request generation while it runs (:mod:`codegemma_lsp.running`)."""
         self._warm_timers: dict[str, asyncio.TimerHandle] = {}
+        self._speculations: set[asyncio.Task[None]] = set()
+        """Eager starts (:meth:`speculate`), held until done: the loop keeps only weak ones."""
         self.pauses = PauseTracker()
         self.oracle: OracleBook | None = None
         """Benchmark only (``serve --bench-oracle``): what the typist types next."""
@@ -187,18 +206,24 @@ class CompletionService:
     async def complete(self, document: Document, cursor: int, path: str | None) -> Answer | None:
         """The completion at ``cursor``; raises CancelledError when a newer request won."""
         received = time.perf_counter()
-        uri = document.uri
-        previous = self._inflight.get(uri)
-        if previous is not None and not previous.done():
-            previous.cancel()
         current = asyncio.current_task()
-        if current is not None:
-            self._inflight[uri] = current
+        self._take_inflight(document.uri, current)
         try:
             return await self._complete(document, cursor, path, received, current_request_id.get())
         finally:
-            if self._inflight.get(uri) is current:
-                del self._inflight[uri]
+            self._release_inflight(document.uri, current)
+
+    def _take_inflight(self, uri: str, task: asyncio.Task[Any] | None) -> None:
+        """``task`` is now the document's request: the one before it is cancelled."""
+        previous = self._inflight.get(uri)
+        if previous is not None and previous is not task and not previous.done():
+            previous.cancel()
+        if task is not None:
+            self._inflight[uri] = task
+
+    def _release_inflight(self, uri: str, task: asyncio.Task[Any] | None) -> None:
+        if self._inflight.get(uri) is task:
+            del self._inflight[uri]
 
     async def _complete(
         self,
@@ -207,6 +232,8 @@ class CompletionService:
         path: str | None,
         received: float,
         request_id: int | str | None,
+        *,
+        eager: bool = False,
     ) -> Answer | None:
         settings = self.paced_settings()
         uri = document.uri
@@ -222,6 +249,14 @@ class CompletionService:
                 )
                 self.stats.record(replace(record, shown_candidates=len(hits)))
                 return Answer.of(hits)
+            if self.suggestions.silent_at(uri, document.text, cursor):
+                elapsed = (time.perf_counter() - received) * 1000
+                self.stats.record(
+                    RequestRecord.from_generation(
+                        uri, "cache", elapsed, None, handler_ms=elapsed, request_id=request_id
+                    )
+                )
+                return None
         backend = self.host.backend
         if backend is None:
             log.debug("no completion: model %s", self.host.status.state)
@@ -232,13 +267,13 @@ class CompletionService:
                 block_rest, document, cursor, received, request_id
             )
             if answer is not None:
-                return answer
+                return None if answer is NOTHING else answer
         running = self._running.get(uri) if settings.engine.cache else None
         if running is not None and running.joinable(document.text, cursor):
             answer = await self._join(running, document, cursor, received, request_id)
             if answer is not None:
-                return answer
-            # The generation ended where what was typed leaves nothing to show: start anew.
+                return None if answer is NOTHING else answer
+            # It was cut short where what was typed leaves nothing to show: start anew.
         snapshot = document.snapshot()
         joined = self._joinable_precompute(document, cursor)
         job: Future[CompletionOutcome] | None = None
@@ -316,8 +351,10 @@ class CompletionService:
             )
             raise asyncio.CancelledError
         handler_ms = before_ms + (time.perf_counter() - after) * 1000
-        self._record(uri, outcome, received, handler_ms, request_id)
+        self._record(uri, outcome, received, handler_ms, request_id, eager=eager)
         if not outcome.text:
+            if settings.engine.cache and offers_nothing(outcome):
+                self.suggestions.add_silence(uri, snapshot.text, cursor)
             if outcome.plan.scope is Scope.LINE:
                 self._precompute_next_line(document, snapshot, cursor, path, settings, backend)
             return None
@@ -330,6 +367,48 @@ class CompletionService:
         else:
             self._schedule_warm(document, snapshot, cursor, outcome, backend)
         return Answer(added.text, added.id, tuple((s.text, s.id) for s in others))
+
+    def speculate(self, document: Document, cursor: int, path: str | None) -> None:
+        """An edit left the cursor, most likely, at ``cursor``: start the completion the
+        editor is about to ask for there (``engine.eagerStart``, see :mod:`pacing`).
+
+        It runs as a request would, and the newest wins, so the request it foresaw finds
+        it running (and joins it) or done (and is answered from the cache); a request
+        elsewhere supersedes it. Nothing starts where a running generation can still
+        serve the cursor, or the cache or a block's rest already does."""
+        settings = self.paced_settings()
+        engine = settings.engine
+        if engine.eager_start != "on" or not (engine.cache and engine.kv_reuse):
+            return
+        if self.host.backend is None:
+            return
+        uri = document.uri
+        running = self._running.get(uri)
+        if running is not None and running.joinable(document.text, cursor):
+            return
+        if self.suggestions.lookup(uri, document.text, cursor) is not None:
+            return
+        if self.suggestions.silent_at(uri, document.text, cursor):
+            return
+        if self._joinable_rest(document, cursor) is not None:
+            return
+
+        received = time.perf_counter()
+
+        async def eager() -> None:
+            try:
+                await self._complete(document, cursor, path, received, None, eager=True)
+            except asyncio.CancelledError:
+                pass
+            finally:
+                self._release_inflight(uri, task)
+
+        task = asyncio.ensure_future(eager())
+        # Taken now, not when the task first runs: a request that follows at once (the
+        # editor sends its pending edits just before it asks) must find and cancel it.
+        self._take_inflight(uri, task)
+        self._speculations.add(task)
+        task.add_done_callback(self._speculations.discard)
 
     def _oracle_at(self, document: Document, cursor: int) -> str | None:
         if self.oracle is None:
@@ -422,7 +501,7 @@ class CompletionService:
         waited = time.perf_counter() - waited
         hit = self.suggestions.lookup(uri, document.text, cursor)
         if hit is None:
-            return None
+            return self._silence(document, cursor, received, request_id, waited)
         elapsed = (time.perf_counter() - received) * 1000
         # Waiting for the model is not the handler's own work.
         handler_ms = elapsed - waited * 1000
@@ -479,11 +558,14 @@ class CompletionService:
             before=text[max(0, cursor - CONTEXT_CHARS) : cursor],
             after=text[cursor : cursor + CONTEXT_CHARS],
         )
-        self._track_rest(uri, _Rest(enter, wrapped), text, cursor, insert)
+        self._track_rest(uri, _Rest(enter, wrapped), text, cursor, insert, silence=True)
 
-    def _track_rest(self, uri: str, rest: _Rest, text: str, anchor: int, typed: str) -> None:
+    def _track_rest(
+        self, uri: str, rest: _Rest, text: str, anchor: int, typed: str, *, silence: bool = False
+    ) -> None:
         """Hold ``rest`` until it ends; then record it and cache ``typed`` plus what it made,
-        anchored at ``anchor`` in ``text`` (the document as it was when it started)."""
+        anchored at ``anchor`` in ``text`` (the document as it was when it started).
+        ``silence``: the place after ``typed`` is its own, so nothing made is cached too."""
         self._rests[uri] = rest
         started = time.perf_counter()
 
@@ -498,6 +580,8 @@ class CompletionService:
             self._record_background(uri, "precompute", started, outcome)
             if outcome.text and not outcome.cancelled:
                 self.suggestions.add(uri, text, anchor, typed + outcome.text)
+            elif silence and offers_nothing(outcome):
+                self.suggestions.add_silence(uri, text, anchor, typed)
 
         rest.future.add_done_callback(store)
 
@@ -610,6 +694,8 @@ class CompletionService:
             return
         if text is not None and outcome is not None and not outcome.cancelled and outcome.texts:
             self.suggestions.add_candidates(uri, text, cursor, list(outcome.texts))
+        elif text is not None and outcome is not None and offers_nothing(outcome):
+            self.suggestions.add_silence(uri, text, cursor)
         self._settle(uri, running)
 
     def _settle(self, uri: str, running: RunningGeneration | None) -> None:
@@ -653,7 +739,7 @@ class CompletionService:
         waited = time.perf_counter() - waited
         hits = self.suggestions.lookup_candidates(uri, document.text, cursor)
         if not hits:
-            return None
+            return self._silence(document, cursor, received, request_id, waited, joined=True)
         elapsed = (time.perf_counter() - received) * 1000
         # Waiting for the model is not the handler's own work.
         handler_ms = elapsed - waited * 1000
@@ -662,6 +748,33 @@ class CompletionService:
         )
         self.stats.record(replace(record, joined=True, shown_candidates=len(hits)))
         return Answer.of(hits)
+
+    def _silence(
+        self,
+        document: Document,
+        cursor: int,
+        received: float,
+        request_id: int | str | None,
+        waited_s: float,
+        *,
+        joined: bool = False,
+    ) -> Answer | None:
+        """After waiting for work at this place that left nothing in the cache: NOTHING
+        when the model had nothing to offer here (the same prompt would again), else None
+        (it was cut short: the request starts anew)."""
+        if not self.suggestions.silent_at(document.uri, document.text, cursor):
+            return None
+        elapsed = (time.perf_counter() - received) * 1000
+        record = RequestRecord.from_generation(
+            document.uri,
+            "cache",
+            elapsed,
+            None,
+            handler_ms=elapsed - waited_s * 1000,
+            request_id=request_id,
+        )
+        self.stats.record(replace(record, joined=joined))
+        return NOTHING
 
     def _joinable_precompute(
         self, document: Document, cursor: int
@@ -695,11 +808,14 @@ class CompletionService:
         received: float,
         handler_ms: float,
         request_id: int | str | None,
+        *,
+        eager: bool = False,
     ) -> None:
         """The request's record, and its one log line (never its code, unless asked)."""
+        source: Source = "model" if outcome.generation is not None else "none"
         record = RequestRecord.from_generation(
             uri,
-            "model" if outcome.generation is not None else "none",
+            "eager" if eager and source == "model" else source,
             (time.perf_counter() - received) * 1000,
             outcome.generation,
             stages_ms=outcome.timings_ms,
@@ -775,6 +891,9 @@ class CompletionService:
             return
         if self.suggestions.lookup(document.uri, document.text, end) is not None:
             return
+        running = self._running.get(document.uri)
+        if running is not None and running.joinable(document.text, end):
+            return  # the accept's own edit started it (eager start)
         snapshot = document.snapshot()
         query = CompletionQuery(
             snapshot,
@@ -803,6 +922,8 @@ class CompletionService:
             self._remember_window(document.uri, snapshot.revision, outcome)
             if outcome.text and not outcome.cancelled:
                 self.suggestions.add(document.uri, snapshot.text, end, outcome.text)
+            elif offers_nothing(outcome):
+                self.suggestions.add_silence(document.uri, snapshot.text, end)
 
         wrapped.add_done_callback(store)
 

@@ -15,10 +15,10 @@ from typing import Any, Literal
 from codegemma_lsp.engine.base import Generation
 from codegemma_lsp.retention import RetentionTracker
 
-Source = Literal["model", "cache", "none", "prewarm", "precompute"]
+Source = Literal["model", "cache", "none", "prewarm", "precompute", "eager"]
 """Who answered a request; "prewarm" and "precompute" mark background work, not requests."""
 
-BACKGROUND: frozenset[Source] = frozenset({"prewarm", "precompute"})
+BACKGROUND: frozenset[Source] = frozenset({"prewarm", "precompute", "eager"})
 
 
 def percentile(values: list[float], fraction: float) -> float:

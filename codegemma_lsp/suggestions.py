@@ -5,6 +5,10 @@ it is still the model's best guess, so it is returned at once. The same store
 holds suggestions precomputed after an accept, anchored where the accepted
 text ends. A suggestion is only reused while the text around its anchor is
 unchanged, apart from what the user typed into it.
+
+It also remembers the last place where the model had nothing to offer (its whole
+answer was cut away, or it ended at once): greedy decoding of the same prompt gives
+the same nothing, so a request there is answered at once, without the model.
 """
 
 from __future__ import annotations
@@ -59,10 +63,45 @@ class Suggestion:
         )
 
 
+@dataclass(frozen=True)
+class Silence:
+    """A place where the model had nothing to offer: ``typed`` after ``anchor``."""
+
+    anchor: int
+    typed: str
+    before: str
+    after: str
+
+    def covers(self, text: str, cursor: int) -> bool:
+        """Whether ``cursor`` in ``text`` is exactly that place, its context unchanged."""
+        end = self.anchor + len(self.typed)
+        return (
+            cursor == end
+            and text[self.anchor : end] == self.typed
+            and text[max(0, self.anchor - len(self.before)) : self.anchor] == self.before
+            and text[end : end + len(self.after)] == self.after
+        )
+
+
 class SuggestionStore:
     def __init__(self) -> None:
         self._by_uri: dict[str, list[Suggestion]] = {}
+        self._silent: dict[str, Silence] = {}
         self._ids = itertools.count(1)
+
+    def add_silence(self, uri: str, text: str, anchor: int, typed: str = "") -> None:
+        """Remember that the model offers nothing after ``typed`` at ``anchor`` of ``text``
+        (``typed`` is not in ``text``: it is what a predicted Enter would insert)."""
+        self._silent[uri] = Silence(
+            anchor,
+            typed,
+            text[max(0, anchor - CONTEXT_CHARS) : anchor],
+            text[anchor : anchor + CONTEXT_CHARS],
+        )
+
+    def silent_at(self, uri: str, text: str, cursor: int) -> bool:
+        found = self._silent.get(uri)
+        return found is not None and found.covers(text, cursor)
 
     def add(self, uri: str, text: str, anchor: int, suggestion: str) -> Suggestion:
         return self.add_candidates(uri, text, anchor, [suggestion])[0]
@@ -78,6 +117,9 @@ class SuggestionStore:
             Suggestion(id=next(self._ids), anchor=anchor, text=s, before=before, after=after)
             for s in suggestions
         ]
+        silent = self._silent.get(uri)
+        if silent is not None and silent.anchor == anchor:
+            del self._silent[uri]
         items = [*added, *(s for s in self._by_uri.get(uri, []) if s.anchor != anchor)]
         anchors: list[int] = []
         for item in items:
@@ -115,3 +157,4 @@ class SuggestionStore:
 
     def forget(self, uri: str) -> None:
         self._by_uri.pop(uri, None)
+        self._silent.pop(uri, None)

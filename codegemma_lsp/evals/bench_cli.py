@@ -44,6 +44,7 @@ from codegemma_lsp.evals.replay_metrics import (
     Tokenizer,
     format_table,
     parse_stats,
+    pause_trace,
     run_figures,
     summary,
 )
@@ -98,6 +99,7 @@ class BenchConfig:
     seed: int = 0
     prompt_lookup: int | None = None
     stop: str = "oracle"
+    pause_trace: Path | None = None
 
 
 @dataclass
@@ -161,6 +163,12 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "scope's end (oracle, the default), or at the server's own limits (budget)",
     )
     replay.add_argument(
+        "--pause-trace",
+        type=Path,
+        metavar="PATH",
+        help="write each pause of 600 ms or more of our run, and the requests in it, as JSON",
+    )
+    replay.add_argument(
         "--prompt-lookup",
         type=int,
         metavar="N",
@@ -211,6 +219,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         prompt_lookup=args.prompt_lookup,
         stop=args.stop,
+        pause_trace=args.pause_trace,
     )
     modes: list[str | None] = list(get_args(FimMode)) if args.mode == "all" else [args.mode]
     count = token_counter(model)
@@ -271,6 +280,9 @@ def run_benchmark(
     if candidates is not None:
         ours_init["completion"] = {"candidates": candidates}
     ours = run_server(config, sessions, ours_init, ours_options, progress)
+    if config.pause_trace is not None:
+        trace = pause_trace(ours.logs, ours.stats.records)
+        config.pause_trace.write_text(json.dumps(trace, indent=1) + "\n")
     baseline = None
     warnings = list(ours.warnings)
     if config.baseline:

@@ -23,8 +23,8 @@ at a sample of the points where the timer would fire, sends a request and
 waits for its answer before going on: with no reuse every request costs the
 same, so a sample gives its latency without waiting through the pauses.
 
-With ``oracle``, just before each request the replay tells the server what the
-typist is about to type at the cursor (``codegemma/benchOracle``, which only a
+With ``oracle``, just before each request and each ``didChange`` the replay tells
+the server what the typist is about to type at the cursor (``codegemma/benchOracle``, which only a
 server started with ``serve --bench-oracle`` accepts), so generation stops where a
 real model's would: the random weights then cost what real ones would.
 
@@ -373,6 +373,9 @@ class SessionReplay:
     def flush(self, now: float) -> None:
         changes = self.batcher.take(now)
         if changes:
+            if self.options.oracle:
+                # Before the change: an eager start (engine.eagerStart) begins on it.
+                self.tell_oracle()
             self.server.notify(
                 "textDocument/didChange",
                 {
@@ -380,6 +383,17 @@ class SessionReplay:
                     "contentChanges": changes,
                 },
             )
+
+    def tell_oracle(self) -> None:
+        """What the typist types next at the cursor, for the current version."""
+        self.server.notify(
+            ORACLE_NOTIFICATION,
+            {
+                "textDocument": {"uri": self.uri, "version": self.version},
+                "position": position_at(self.text, self.cursor),
+                "text": upcoming_insert(self.steps),
+            },
+        )
 
     def leave_insert_mode(self) -> None:
         """Neovim's InsertLeave: cancel the requests still pending, hide the suggestion."""
@@ -401,14 +415,7 @@ class SessionReplay:
         self.flush(now)
         position = position_at(self.text, self.cursor)
         if self.options.oracle:
-            self.server.notify(
-                ORACLE_NOTIFICATION,
-                {
-                    "textDocument": {"uri": self.uri, "version": self.version},
-                    "position": position,
-                    "text": upcoming_insert(self.steps),
-                },
-            )
+            self.tell_oracle()
         msg_id, sent_at = self.server.request(
             "textDocument/inlineCompletion",
             {

@@ -313,6 +313,56 @@ def pause_figures(
     )
 
 
+def pause_trace(
+    logs: Sequence[SessionLog], records: Sequence[ServerRecord] | None, threshold_ms: float = 600.0
+) -> list[dict[str, Any]]:
+    """Each pause of at least ``threshold_ms`` and what happened in it, for ``--pause-trace``.
+
+    Times are milliseconds from the pause's start. No text is kept, only its size.
+    """
+    by_id = _records_by_id(records)
+    trace: list[dict[str, Any]] = []
+    for log in logs:
+        for pause in log.pauses:
+            if pause.wait_ms < threshold_ms:
+                continue
+            requests = []
+            for request in log.requests:
+                ends = request.answered_at or request.superseded_at or pause.end
+                if ends <= pause.start or request.sent_at > pause.end:
+                    continue
+                record = by_id.get((log.uri, request.id))
+                requests.append(
+                    {
+                        "id": request.id,
+                        "sent_ms": _rounded(1000 * (request.sent_at - pause.start)),
+                        "answered_ms": _rounded(1000 * (request.answered_at - pause.start))
+                        if request.answered_at is not None
+                        else None,
+                        "outcome": request.outcome,
+                        "fresh": request.fresh,
+                        "kind": answer_kind(request, record),
+                        "moved": request.moved,
+                        "record": None
+                        if record is None
+                        else {
+                            k: v
+                            for k, v in vars(record).items()
+                            if k not in ("uri", "request_id") and v is not None
+                        },
+                    }
+                )
+            trace.append(
+                {
+                    "session": log.name,
+                    "wait_ms": pause.wait_ms,
+                    "played_ms": _rounded(1000 * (pause.end - pause.start)),
+                    "requests": requests,
+                }
+            )
+    return trace
+
+
 # ----- figures ---------------------------------------------------------------------------
 
 

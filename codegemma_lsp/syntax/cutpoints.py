@@ -39,13 +39,14 @@ longer fits, it jumps forward to a fresh choice that fills at most
 Relocation. When the cursor is not where ``previous`` left it (its cursor,
 carried through the edits, is elsewhere: the user moved), the suffix changes
 and is evaluated again anyway, so the middle is kept only while it fits
-``jump_fill`` of its budget. Keeping one that barely fits would cost a second
-re-evaluation of the suffix a few keystrokes later, when it overflows.
+``middle_fill`` (by default ``jump_fill``) of its budget. Keeping one that barely
+fits would cost a second re-evaluation of the suffix a few keystrokes later, when
+it overflows.
 
 Fresh choices (no usable ``previous``):
 
 - Middle: the outermost statement or definition that contains the cursor and
-  fits ``jump_fill * middle_tokens``; else the earliest boundary that fits;
+  fits ``middle_fill * middle_tokens``; else the earliest boundary that fits;
   else the start of the cursor's line. ``middle_tokens = 0`` puts it at the
   cursor (plain PSM).
 - Prefix: the start of the file when everything before the cursor fits
@@ -121,16 +122,21 @@ class WindowBudget:
     included; ``middle_tokens`` covers the live region alone (0: plain PSM).
     ``jump_fill`` is how full a start leaves its budget when it has to move,
     in (0, 1]: lower means rarer moves, with less context after each.
+    ``middle_fill`` is the same for the live region alone (None: ``jump_fill``): a
+    relocation evaluates the fresh live region again, so on a slow machine it is kept
+    short while its budget stays large, and the live region then moves rarely.
     """
 
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     middle_tokens: int = 256
     jump_fill: float = 0.6
+    middle_fill: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.jump_fill <= 1:
-            raise ValueError(f"jump_fill must be in (0, 1], not {self.jump_fill}")
+        for name, fill in (("jump_fill", self.jump_fill), ("middle_fill", self.middle_fill)):
+            if fill is not None and not 0 < fill <= 1:
+                raise ValueError(f"{name} must be in (0, 1], not {fill}")
         if min(self.prefix_tokens, self.suffix_tokens, self.middle_tokens) < 0:
             raise ValueError("token budgets cannot be negative")
 
@@ -414,12 +420,16 @@ class _Chooser:
     def _target(self, limit: int) -> int:
         return max(0, int(limit * self.budget.jump_fill))
 
+    def _middle_target(self, limit: int) -> int:
+        fill = self.budget.middle_fill
+        return self._target(limit) if fill is None else max(0, int(limit * fill))
+
     def middle(self, previous: Cut | None, *, relocated: bool = False) -> Cut:
         source, cursor = self.source, self.cursor
         limit = min(self.budget.middle_tokens, self.budget.prefix_tokens)
         if limit <= 0:
             return Cut(cursor, "cursor")
-        keep_limit = self._target(limit) if relocated else limit
+        keep_limit = self._middle_target(limit) if relocated else limit
         if (
             previous is not None
             and 0 <= previous.offset <= cursor
@@ -427,7 +437,7 @@ class _Chooser:
             and self._fits_before(previous.offset, keep_limit)
         ):
             return replace(previous, kept=True)
-        lo = _earliest_fitting_line_start(source, cursor, self._target(limit), self.measure)
+        lo = _earliest_fitting_line_start(source, cursor, self._middle_target(limit), self.measure)
         own_line = line_start(source, cursor)
         if lo is None:
             return Cut(cursor, "cursor")

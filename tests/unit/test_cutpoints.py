@@ -337,6 +337,39 @@ def test_after_a_relocation_the_middle_is_kept_only_within_jump_fill(
     assert (again.middle_start == line_starts[1]) is kept
 
 
+@pytest.mark.parametrize(
+    ("middle_fill", "kept"),
+    [
+        pytest.param(None, True, id="jump_fill: 24 of 30 fits"),
+        pytest.param(0.25, False, id="middle_fill: 24 of 15 does not"),
+    ],
+)
+def test_middle_fill_sizes_the_live_region_a_relocation_keeps(
+    middle_fill: float | None, kept: bool
+) -> None:
+    source = RELOCATION_SOURCE
+    lines = source.splitlines(keepends=True)
+    line_starts = [sum(len(x) for x in lines[:i]) for i in range(len(lines))]
+    budget = WindowBudget(
+        prefix_tokens=1000,
+        suffix_tokens=1000,
+        middle_tokens=60,
+        jump_fill=0.5,
+        middle_fill=middle_fill,
+    )
+    window = choose_window(None, source, line_starts[1] + 4, budget, measure=len)
+    moved = line_starts[3] + 4
+    again = choose_window(None, source, moved, budget, previous=window, measure=len)
+    assert again.middle.kept is kept
+    limit = budget.middle_tokens * (middle_fill or budget.jump_fill)
+    assert len(source[again.middle_start : moved]) <= limit
+
+
+def test_middle_fill_must_be_a_share() -> None:
+    with pytest.raises(ValueError, match="middle_fill"):
+        WindowBudget(middle_fill=0.0)
+
+
 # --- edits ----------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from codegemma_lsp.documents import (
     PositionEncoding,
     SourceText,
     TextChange,
+    cursor_after,
 )
 from codegemma_lsp.syntax.languages import LanguageSpec, default_registry
 
@@ -484,3 +485,26 @@ def test_edits_since_forgets_beyond_its_history() -> None:
         document.apply_changes([TextChange((0, 0), (0, 0), "x")])
     assert document.edits_since(0) is None
     assert document.edits_since(document.revision - Document.HISTORY) is not None
+
+
+@pytest.mark.parametrize(
+    ("changes", "cursor"),
+    [
+        pytest.param([TextChange((1, 4), (1, 4), "x")], len("def f():\n    x"), id="typed"),
+        pytest.param(
+            [TextChange((1, 4), (1, 4), "a"), TextChange((1, 5), (1, 5), "b")],
+            len("def f():\n    ab"),
+            id="batch: the last one",
+        ),
+        pytest.param([TextChange((1, 3), (1, 4), "")], len("def f():\n   "), id="backspace"),
+        pytest.param(
+            [TextChange((1, 4), (1, 4), "\n    ")], len("def f():\n    \n    "), id="enter"
+        ),
+        pytest.param([TextChange(None, None, "y = 1\n")], None, id="whole-text"),
+        pytest.param([], None, id="none"),
+    ],
+)
+def test_the_cursor_after_an_edit(changes: list[TextChange], cursor: int | None) -> None:
+    document = Document("file:///a.py", "def f():\n    pass\n")
+    document.apply_changes(changes)
+    assert cursor_after(document, changes) == cursor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegemma_lsp.config import parse_settings
+from codegemma_lsp.config import MultiLine, parse_settings
 from codegemma_lsp.engine.speed import MachineSpeed
 from codegemma_lsp.pacing import (
     MIN_PAUSES,
@@ -13,6 +13,7 @@ from codegemma_lsp.pacing import (
     PauseTracker,
     Pins,
     derive_pacing,
+    middle_fill,
     paced_settings,
     pins_of,
 )
@@ -28,12 +29,20 @@ GPU = MachineSpeed(prompt_tps=2000, generate_tps=90)
     [
         pytest.param(None, None, STATIC, id="no-speed-static"),
         pytest.param(None, 400.0, STATIC, id="no-speed-ignores-pauses"),
-        pytest.param(SLOW_DAY, None, Pacing(1500, 256, 64, 64, False), id="slow-day-no-pauses"),
-        pytest.param(SLOW_DAY, 700.0, Pacing(1400, 256, 64, 64, False), id="slow-day-typing"),
-        pytest.param(SLOW_DAY, 1300.0, Pacing(2600, 256, 64, 64, True), id="slow-day-slow-user"),
-        pytest.param(FAST_DAY, None, Pacing(1500, 544, 64, 64, True), id="fast-day"),
-        pytest.param(FAST_DAY, 500.0, Pacing(1000, 544, 64, 64, False), id="fast-day-quick-user"),
-        pytest.param(LAPTOP, 700.0, Pacing(1400, 1024, 128, 128, True), id="laptop"),
+        pytest.param(
+            SLOW_DAY, None, Pacing(1500, 256, 64, 256, False, True), id="slow-day-no-pauses"
+        ),
+        pytest.param(
+            SLOW_DAY, 700.0, Pacing(1400, 256, 64, 256, False, True), id="slow-day-typing"
+        ),
+        pytest.param(
+            SLOW_DAY, 1300.0, Pacing(2600, 256, 64, 256, True, True), id="slow-day-slow-user"
+        ),
+        pytest.param(FAST_DAY, None, Pacing(1500, 544, 64, 256, True, True), id="fast-day"),
+        pytest.param(
+            FAST_DAY, 500.0, Pacing(1000, 544, 64, 256, False, True), id="fast-day-quick-user"
+        ),
+        pytest.param(LAPTOP, 700.0, Pacing(1400, 1024, 128, 256, True, True), id="laptop"),
         pytest.param(GPU, 700.0, Pacing(1400, 1024, 256, 256, True), id="gpu-caps"),
         pytest.param(GPU, 100.0, Pacing(750, 1024, 256, 256, True), id="budget-floor"),
         pytest.param(GPU, 9000.0, Pacing(3000, 1024, 256, 256, True), id="budget-ceiling"),
@@ -48,27 +57,62 @@ def test_speed_and_pauses_give_budgets(
 @pytest.mark.parametrize(
     ("pins", "expected"),
     [
-        pytest.param(Pins(), Pacing(1400, 256, 64, 64, False), id="all-auto"),
+        pytest.param(Pins(), Pacing(1400, 256, 64, 256, False, True), id="all-auto"),
         pytest.param(
             Pins(time_budget_ms=5000),
-            Pacing(5000, 256, 64, 64, True),
+            Pacing(5000, 256, 64, 256, True, True),
             id="budget-pin-decides-multi",
         ),
         pytest.param(
             Pins(prefix_tokens=2048, suffix_tokens=512, middle_tokens=100),
-            Pacing(1400, 2048, 512, 100, False),
+            Pacing(1400, 2048, 512, 100, False, True),
             id="prompt-pins",
         ),
-        pytest.param(Pins(multi_line="on"), Pacing(1400, 256, 64, 64, True), id="multi-on"),
+        pytest.param(Pins(multi_line="on"), Pacing(1400, 256, 64, 256, True, True), id="multi-on"),
         pytest.param(
             Pins(time_budget_ms=9000, multi_line="off"),
-            Pacing(9000, 256, 64, 64, False),
+            Pacing(9000, 256, 64, 256, False, True),
             id="multi-off",
         ),
     ],
 )
 def test_pinned_values_are_kept(pins: Pins, expected: Pacing) -> None:
     assert derive_pacing(SLOW_DAY, 700.0, pins) == expected
+
+
+@pytest.mark.parametrize(
+    ("speed", "pin", "eager"),
+    [
+        pytest.param(SLOW_DAY, "auto", True, id="slow-cpu-starts-on-the-edit"),
+        pytest.param(LAPTOP, "auto", True, id="laptop-too"),
+        pytest.param(MachineSpeed(prompt_tps=400, generate_tps=40), "auto", False, id="at-40"),
+        pytest.param(GPU, "auto", False, id="gpu-waits-for-the-request"),
+        pytest.param(None, "auto", False, id="no-speed-waits"),
+        pytest.param(GPU, "on", True, id="pinned-on"),
+        pytest.param(SLOW_DAY, "off", False, id="pinned-off"),
+    ],
+)
+def test_eager_start_where_generation_is_slow(
+    speed: MachineSpeed | None, pin: MultiLine, eager: bool
+) -> None:
+    assert derive_pacing(speed, 700.0, Pins(eager_start=pin)).eager_start is eager
+
+
+@pytest.mark.parametrize(
+    ("suffix", "middle", "fill"),
+    [
+        pytest.param(64, 256, 0.15, id="slow: a short fresh live region, a large budget"),
+        pytest.param(128, 256, 0.3, id="laptop"),
+        pytest.param(256, 256, None, id="fast: the cut-point rule's own"),
+        pytest.param(512, 100, None, id="pinned: suffix over middle"),
+        pytest.param(0, 256, 0.05, id="no suffix: the floor"),
+        pytest.param(64, 0, None, id="plain psm"),
+    ],
+)
+def test_a_fresh_live_region_costs_what_a_relocation_may(
+    suffix: int, middle: int, fill: float | None
+) -> None:
+    assert middle_fill(suffix, middle) == fill
 
 
 def test_pins_apply_without_a_speed() -> None:

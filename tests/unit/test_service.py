@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from codegemma_lsp.completion import ContextProvider
-from codegemma_lsp.config import Settings, SettingsSources
+from codegemma_lsp.config import EngineSettings, MultiLine, Settings, SettingsSources
 from codegemma_lsp.context.index import ContextIndex
 from codegemma_lsp.documents import Document, DocumentSnapshot, TextChange
 from codegemma_lsp.engine.base import Backend, CancelToken, Generation, GenerationPolicy
@@ -292,3 +292,83 @@ def test_with_a_real_tokenizer_too(
     flags = ["--model", str(tiny_model_path)]
     served, printed = _token_count_agreement(tmp_path, capsysbinary, model, flags)
     assert served == printed > 50
+
+
+# ----- eager start and silent places ------------------------------------------------------
+
+
+async def _settled(service: CompletionService, count: int) -> None:
+    """Until ``count`` records are written (the work runs on the inference thread)."""
+    while len(records(service)) < count:
+        await asyncio.sleep(0.005)
+
+
+async def test_an_edit_starts_the_request_the_editor_is_about_to_make() -> None:
+    fake = GatedFake("result += 1")
+    settings = Settings(engine=EngineSettings(eager_start="on"))
+    async with running(fake, settings) as service:
+        doc = document()
+        service.speculate(doc, CURSOR, "app.py")
+        await asyncio.to_thread(fake.started.wait)  # generating before any request
+        request = asyncio.ensure_future(complete(service, doc, CURSOR, 1))
+        await asyncio.sleep(0)
+        fake.open()
+        assert await request == "result += 1"
+        await _settled(service, 2)
+    assert len(fake.calls) == 1  # the request joined the eager generation
+    answer = next(r for r in records(service) if r.request_id == 1)
+    assert answer.source == "cache" and answer.joined
+
+
+async def test_a_finished_eager_start_answers_the_request_from_the_cache() -> None:
+    fake = FakeBackend("result += 1")
+    settings = Settings(engine=EngineSettings(eager_start="on"))
+    async with running(fake, settings) as service:
+        doc = document()
+        service.speculate(doc, CURSOR, "app.py")
+        await _settled(service, 1)
+        assert await complete(service, doc, CURSOR, 1) == "result += 1"
+    assert len(fake.calls) == 1
+    assert [r.source for r in records(service)] == ["eager", "cache"]
+
+
+@pytest.mark.parametrize("eager_start", ["off", "auto"])
+async def test_no_eager_start_unless_it_is_on(eager_start: MultiLine) -> None:
+    # "auto" is "off" here: the fake has no measured speed (pacing decides from it).
+    fake = FakeBackend("result += 1")
+    settings = Settings(engine=EngineSettings(eager_start=eager_start))
+    async with running(fake, settings) as service:
+        service.speculate(document(), CURSOR, "app.py")
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # nothing started
+        await asyncio.sleep(0)
+    assert not fake.calls and not records(service)
+
+
+async def test_a_place_where_the_model_had_nothing_is_answered_without_it() -> None:
+    fake = FakeBackend("))) (((")  # no start of it is whole syntax: cut to nothing
+    async with running(fake) as service:
+        doc = document()
+        assert await complete(service, doc, CURSOR, 1) is None
+        assert await complete(service, doc, CURSOR, 2) is None
+        line, character = doc.position_at(CURSOR)
+        doc.apply_changes([TextChange((line, character), (line, character), "r")])
+        assert await complete(service, doc, CURSOR + 1, 3) is None  # elsewhere: asks again
+    assert len(fake.calls) == 2
+    assert [r.source for r in records(service)] == ["model", "cache", "model"]
+
+
+async def test_joining_a_generation_that_had_nothing_to_offer_does_not_run_it_again() -> None:
+    fake = GatedFake("))) (((")  # cut to nothing
+    settings = Settings(engine=EngineSettings(eager_start="on"))
+    async with running(fake, settings) as service:
+        doc = document()
+        service.speculate(doc, CURSOR, "app.py")
+        await asyncio.to_thread(fake.started.wait)
+        request = asyncio.ensure_future(complete(service, doc, CURSOR, 1))
+        await asyncio.sleep(0)
+        fake.open()
+        assert await request is None
+        await _settled(service, 2)
+    assert len(fake.calls) == 1
+    answer = next(r for r in records(service) if r.request_id == 1)
+    assert answer.source == "cache" and answer.joined and not answer.cancelled

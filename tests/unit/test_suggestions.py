@@ -52,3 +52,33 @@ def test_newest_first_and_bounded() -> None:
     assert store.get("u", 1) is None
     hit = store.lookup("u", "x" * 20, 9)
     assert hit is not None and hit[1] == "s9"
+
+
+@pytest.mark.parametrize(
+    ("typed", "document", "cursor", "silent"),
+    [
+        pytest.param("", BEFORE + AFTER, len(BEFORE), True, id="the-place"),
+        pytest.param("", BEFORE + "r" + AFTER, len(BEFORE) + 1, False, id="typed-on"),
+        pytest.param("", BEFORE + AFTER, len(BEFORE) - 1, False, id="elsewhere"),
+        pytest.param("", "x" + BEFORE + AFTER, len(BEFORE) + 1, False, id="edited-before"),
+        pytest.param("", BEFORE + "x" + AFTER, len(BEFORE), False, id="edited-after"),
+        pytest.param("\n    ", BEFORE + "\n    " + AFTER, len(BEFORE) + 5, True, id="after-enter"),
+        pytest.param("\n    ", BEFORE + "\n  " + AFTER, len(BEFORE) + 3, False, id="other-indent"),
+    ],
+)
+def test_a_silent_place_is_only_that_place(
+    typed: str, document: str, cursor: int, silent: bool
+) -> None:
+    store = SuggestionStore()
+    store.add_silence("u", BEFORE + AFTER, len(BEFORE), typed)
+    assert store.silent_at("u", document, cursor) is silent
+
+
+def test_a_suggestion_for_the_place_ends_its_silence() -> None:
+    store = SuggestionStore()
+    store.add_silence("u", BEFORE + AFTER, len(BEFORE))
+    store.add("u", BEFORE + AFTER, len(BEFORE), "return a + b")
+    assert not store.silent_at("u", BEFORE + AFTER, len(BEFORE))
+    store.add_silence("u", BEFORE + AFTER, len(BEFORE))
+    store.forget("u")
+    assert not store.silent_at("u", BEFORE + AFTER, len(BEFORE))
