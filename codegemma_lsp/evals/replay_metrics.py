@@ -47,7 +47,9 @@ Definitions:
   meanwhile. It is what a keystroke costs where the user types, apart from the
   cost of moving to a new place;
 - ``cache_answer_rate``: answers from the cache over answers (not cancelled)
-  from the cache or the model;
+  from the cache or the model. Joining work already running (an eager start, a
+  generation the user typed into, a block's rest) answers from the cache, and so
+  does a remembered silence (a place where the model had nothing to offer);
 - ``overhead_p95_ms``: p95 of the time spent outside llama.cpp, over the
   requests that were not cancelled;
 - ``cancel_latency_p95_ms``: p95 of how long a superseded request took to stop,

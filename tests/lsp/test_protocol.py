@@ -405,6 +405,25 @@ async def test_accept_precomputes_the_next_suggestion(
     assert records[-1].source == "cache", records
 
 
+async def test_an_edit_starts_the_completion_before_the_editor_asks(tmp_path: Path) -> None:
+    # engine.eagerStart: the didChange starts the work at the cursor it left (its "eager"
+    # record), and the request that follows there is answered from what it made.
+    async with _server(*SERVER, "--backend", "fake") as client:
+        await _start(client, tmp_path, options={"engine": {"eagerStart": "on"}})
+        uri = _open(client, tmp_path)
+        await _wait_ready(client)
+        _insert(client, uri, 2, CURSOR, "pa")
+        for _ in range(400):  # the fake answers in milliseconds; no timing is asserted
+            if any(r.source == "eager" for r in await _records(client)):
+                break
+            await asyncio.sleep(0.025)
+        moved = types.Position(line=CURSOR.line, character=CURSOR.character + 2)
+        result = await _inline(client, uri, moved)
+        assert result is not None and result.items
+        sources = [r.source for r in await _records(client)]
+        assert sources == ["eager", "cache"], sources
+
+
 async def test_stats_keep_per_request_records_and_cancel_latencies(tmp_path: Path) -> None:
     async with _server(*SERVER, "--backend", "fake:1") as client:
         await _start(client, tmp_path)
