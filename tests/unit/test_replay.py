@@ -28,6 +28,7 @@ from codegemma_lsp.evals.replay_metrics import (
     format_table,
     parse_stats,
     pause_figures,
+    pause_trace,
     percentile,
     run_figures,
     summary,
@@ -514,6 +515,21 @@ def test_pause_figures(
     assert figures.answered_share == pytest.approx(expected["share"])
     assert figures.time_p50_ms == pytest.approx(expected["p50"])
     assert figures.time_p95_ms == pytest.approx(expected["p95"])
+
+
+def test_the_pause_trace_lists_each_pause_with_its_requests_and_no_text() -> None:
+    requests = [_answered(1, 10.6), _answered(2, 21.0, outcome="cancelled")]
+    requests[0].text = "secret code"
+    log = SessionLog("a", "file:///a", requests, pauses=list(PAUSES))
+    raw = [{"uri": "file:///a", "source": "cache", "id": 1, "joined": True}]
+    trace = pause_trace([log], parse_stats({"records": raw}).records, 1000.0)
+    assert [(p["wait_ms"], len(p["requests"])) for p in trace] == [(1500, 1), (1200, 1)]
+    first = trace[0]["requests"][0]
+    assert first["answered_ms"] == pytest.approx(600.0)
+    assert first["kind"] == "suggestion"
+    assert first["record"]["source"] == "cache" and first["record"]["joined"] is True
+    assert trace[1]["requests"][0]["kind"] == "none"
+    assert "secret code" not in json.dumps(trace)
 
 
 def test_closed_loop_pause_figures_pair_each_latency_with_each_pause() -> None:
