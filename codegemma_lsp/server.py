@@ -259,6 +259,8 @@ class CodeGemmaServer(LanguageServer):
         self.generator = GenerateService(lambda: self.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._prewarm_timer: asyncio.TimerHandle | None = None
+        self._refusals: dict[str, tuple[Document, int, int, str | None]] = {}
+        """Per document: the revision and size limit a refusal was found for, and it."""
         self._oracle_pending: dict[str, tuple[int, int, int, str]] = {}
         """Benchmark only: what the typist types next, told for a version still to come."""
         self._progress_token: str | None = None
@@ -735,7 +737,11 @@ class CodeGemmaServer(LanguageServer):
         self.service.changed(document)
         self._tell_pending_oracle(document)
         cursor = cursor_after(document, changes)
-        if cursor is not None and self._completable_at(document, cursor):
+        if (
+            cursor is not None
+            and self.service.eager_start()
+            and self._completable_at(document, cursor)
+        ):
             self.cancel_prewarm()  # the eager start warms its own prompt
             self.service.speculate(document, cursor, self.relative_path(document.uri))
 
@@ -798,19 +804,30 @@ class CodeGemmaServer(LanguageServer):
             self._oracle_pending[document.uri] = pending
 
     def completion_refusal(self, document: Document | None) -> str | None:
-        """Why this document gets no completion, or None."""
+        """Why this document gets no completion, or None.
+
+        Kept per document revision: the scan reads the whole text, and an eager start
+        asks on every edit."""
         if document is None:
             return "document not open"
-        if is_secret_path(to_fs_path(document.uri) or document.uri):
-            return "secret file"
-        if document.length > self.settings.completion.max_file_bytes:
-            return "file too large"
-        if "\x00" in document.text:
-            return "binary file"
-        found = secret_in(document.text)
-        if found is not None:
-            return f"secret file (it holds {found})"
-        return None
+        limit = self.settings.completion.max_file_bytes
+        cached = self._refusals.get(document.uri)
+        if (
+            cached is not None
+            and cached[0] is document
+            and cached[1:3]
+            == (
+                document.revision,
+                limit,
+            )
+        ):
+            return cached[3]
+        refusal = _refusal(document, limit)
+        self._refusals[document.uri] = (document, document.revision, limit, refusal)
+        return refusal
+
+    def forget_refusal(self, uri: str) -> None:
+        self._refusals.pop(uri, None)
 
     def _completable_at(self, document: Document, offset: int) -> bool:
         refusal = self.completion_refusal(document)
@@ -1128,6 +1145,19 @@ def _completion_item(
     )
 
 
+def _refusal(document: Document, max_file_bytes: int) -> str | None:
+    if is_secret_path(to_fs_path(document.uri) or document.uri):
+        return "secret file"
+    if document.length > max_file_bytes:
+        return "file too large"
+    if "\x00" in document.text:
+        return "binary file"
+    found = secret_in(document.text)
+    if found is not None:
+        return f"secret file (it holds {found})"
+    return None
+
+
 def _field(value: Any, name: str) -> Any:
     """A field of params that pygls left as a dict or turned into an object."""
     return value[name] if isinstance(value, dict) else getattr(value, name)
@@ -1247,6 +1277,7 @@ def create_server(
     def did_close(ls: CodeGemmaServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.numbers.closing(params.text_document.uri)
         ls.service.forget(params.text_document.uri)
+        ls.forget_refusal(params.text_document.uri)
         ls.generator.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
         ls.context_changed(params.text_document.uri, closed=True)

@@ -368,6 +368,11 @@ class CompletionService:
             self._schedule_warm(document, snapshot, cursor, outcome, backend)
         return Answer(added.text, added.id, tuple((s.text, s.id) for s in others))
 
+    def eager_start(self) -> bool:
+        """Whether edits start the coming request's work (``engine.eagerStart``)."""
+        engine = self.paced_settings().engine
+        return engine.eager_start == "on" and engine.cache and engine.kv_reuse
+
     def speculate(self, document: Document, cursor: int, path: str | None) -> None:
         """An edit left the cursor, most likely, at ``cursor``: start the completion the
         editor is about to ask for there (``engine.eagerStart``, see :mod:`pacing`).
@@ -376,11 +381,7 @@ class CompletionService:
         it running (and joins it) or done (and is answered from the cache); a request
         elsewhere supersedes it. Nothing starts where a running generation can still
         serve the cursor, or the cache or a block's rest already does."""
-        settings = self.paced_settings()
-        engine = settings.engine
-        if engine.eager_start != "on" or not (engine.cache and engine.kv_reuse):
-            return
-        if self.host.backend is None:
+        if not self.eager_start() or self.host.backend is None:
             return
         uri = document.uri
         running = self._running.get(uri)
