@@ -303,8 +303,18 @@ async def _settled(service: CompletionService, count: int) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_an_edit_starts_the_request_the_editor_is_about_to_make() -> None:
-    fake = GatedFake("result += 1")
+@pytest.mark.parametrize(
+    ("output", "shown"),
+    [
+        pytest.param("result += 1", "result += 1", id="its-answer"),
+        # Cut to nothing: the request answers nothing, and does not run the model again.
+        pytest.param("))) (((", None, id="its-silence"),
+    ],
+)
+async def test_an_edit_starts_the_request_the_editor_is_about_to_make(
+    output: str, shown: str | None
+) -> None:
+    fake = GatedFake(output)
     settings = Settings(engine=EngineSettings(eager_start="on"))
     async with running(fake, settings) as service:
         doc = document()
@@ -313,11 +323,11 @@ async def test_an_edit_starts_the_request_the_editor_is_about_to_make() -> None:
         request = asyncio.ensure_future(complete(service, doc, CURSOR, 1))
         await asyncio.sleep(0)
         fake.open()
-        assert await request == "result += 1"
+        assert await request == shown
         await _settled(service, 2)
     assert len(fake.calls) == 1  # the request joined the eager generation
     answer = next(r for r in records(service) if r.request_id == 1)
-    assert answer.source == "cache" and answer.joined
+    assert answer.source == "cache" and answer.joined and not answer.cancelled
 
 
 async def test_a_finished_eager_start_answers_the_request_from_the_cache() -> None:
@@ -355,20 +365,3 @@ async def test_a_place_where_the_model_had_nothing_is_answered_without_it() -> N
         assert await complete(service, doc, CURSOR + 1, 3) is None  # elsewhere: asks again
     assert len(fake.calls) == 2
     assert [r.source for r in records(service)] == ["model", "cache", "model"]
-
-
-async def test_joining_a_generation_that_had_nothing_to_offer_does_not_run_it_again() -> None:
-    fake = GatedFake("))) (((")  # cut to nothing
-    settings = Settings(engine=EngineSettings(eager_start="on"))
-    async with running(fake, settings) as service:
-        doc = document()
-        service.speculate(doc, CURSOR, "app.py")
-        await asyncio.to_thread(fake.started.wait)
-        request = asyncio.ensure_future(complete(service, doc, CURSOR, 1))
-        await asyncio.sleep(0)
-        fake.open()
-        assert await request is None
-        await _settled(service, 2)
-    assert len(fake.calls) == 1
-    answer = next(r for r in records(service) if r.request_id == 1)
-    assert answer.source == "cache" and answer.joined and not answer.cancelled
