@@ -237,6 +237,7 @@ class CompletionService:
     ) -> Answer | None:
         settings = self.paced_settings()
         uri = document.uri
+        model: Source = "eager" if eager else "model"
         timer = self._warm_timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
@@ -304,7 +305,7 @@ class CompletionService:
             if job is None or token is None:
                 # It joined background work, which records itself.
                 record = RequestRecord.from_generation(
-                    uri, "model", total, None, cancelled=True, request_id=request_id
+                    uri, model, total, None, cancelled=True, request_id=request_id
                 )
                 self.stats.record(record)
             else:
@@ -316,7 +317,9 @@ class CompletionService:
                 then = partial(
                     self._orphan_done, uri, mine, snapshot.text if orphaned else None, cursor
                 )
-                self._record_when_stopped(job, uri, total, request_id, snapshot.revision, then)
+                self._record_when_stopped(
+                    job, uri, total, request_id, snapshot.revision, then, source=model
+                )
                 del query, then
             # The CancelledError's traceback keeps this frame until the cycle collector
             # runs (the task holds the error): let go of the document version it was for.
@@ -328,7 +331,7 @@ class CompletionService:
             # remote backend has put the reason in codegemma/status; the record counts it.
             log.warning("no completion: %s", exc)
             total = (time.perf_counter() - received) * 1000
-            record = RequestRecord.from_generation(uri, "model", total, None, request_id=request_id)
+            record = RequestRecord.from_generation(uri, model, total, None, request_id=request_id)
             self.stats.record(replace(record, stop_reason="error"))
             return None
         after = time.perf_counter()
@@ -341,7 +344,7 @@ class CompletionService:
             self.stats.record(
                 RequestRecord.from_generation(
                     uri,
-                    "model",
+                    model,
                     total,
                     outcome.generation,
                     stages_ms=outcome.timings_ms,
@@ -635,6 +638,8 @@ class CompletionService:
         request_id: int | str | None,
         revision: int,
         then: Callable[[CompletionOutcome | None], None] | None = None,
+        *,
+        source: Source = "model",
     ) -> None:
         """Record a cancelled job once it has stopped, with the tokens it evaluated.
 
@@ -648,7 +653,7 @@ class CompletionService:
             outcome = None if done.cancelled() or done.exception() is not None else done.result()
             record = RequestRecord.from_generation(
                 uri,
-                "model",
+                source,
                 total_ms,
                 outcome.generation if outcome is not None else None,
                 stages_ms=outcome.timings_ms if outcome is not None else None,
@@ -816,7 +821,7 @@ class CompletionService:
         source: Source = "model" if outcome.generation is not None else "none"
         record = RequestRecord.from_generation(
             uri,
-            "eager" if eager and source == "model" else source,
+            "eager" if eager else source,
             (time.perf_counter() - received) * 1000,
             outcome.generation,
             stages_ms=outcome.timings_ms,

@@ -572,8 +572,10 @@ def run_figures(
         else evaluated - account.relocation_evaluated
     )
     answers = [r for r in records or [] if not r.cancelled and r.source in ("model", "cache")]
-    model_answers = [r for r in answers if r.source == "model"]
-    model_records = model_answers or [r for r in records or [] if r.source == "model"]
+    # An eager start is the model answering before the request: its sizes and speed count.
+    generating = ("model", "eager")
+    model_answers = [r for r in records or [] if not r.cancelled and r.source in generating]
+    model_records = model_answers or [r for r in records or [] if r.source in generating]
     prompts = [r.prompt_tokens for r in model_records if r.prompt_tokens is not None]
     generated = [r.generated_tokens for r in model_records if r.generated_tokens is not None]
     timed = [r for r in model_records if r.generate_ms is not None and r.generated_tokens]

@@ -328,6 +328,10 @@ async def test_an_edit_starts_the_request_the_editor_is_about_to_make(
     assert len(fake.calls) == 1  # the request joined the eager generation
     answer = next(r for r in records(service) if r.request_id == 1)
     assert answer.source == "cache" and answer.joined and not answer.cancelled
+    # The eager start's own record (cancelled by the request) is background work, which
+    # the user's numbers and the request count leave out.
+    assert [r.source for r in records(service) if r.request_id is None] == ["eager"]
+    assert service.stats.summary()["requests"] == 1
 
 
 async def test_a_finished_eager_start_answers_the_request_from_the_cache() -> None:
