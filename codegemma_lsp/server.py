@@ -812,16 +812,10 @@ class CodeGemmaServer(LanguageServer):
             return "document not open"
         limit = self.settings.completion.max_file_bytes
         cached = self._refusals.get(document.uri)
-        if (
-            cached is not None
-            and cached[0] is document
-            and cached[1:3]
-            == (
-                document.revision,
-                limit,
-            )
-        ):
-            return cached[3]
+        if cached is not None:
+            held, revision, held_limit, refusal = cached
+            if held is document and revision == document.revision and held_limit == limit:
+                return refusal
         refusal = _refusal(document, limit)
         self._refusals[document.uri] = (document, document.revision, limit, refusal)
         return refusal

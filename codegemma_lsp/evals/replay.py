@@ -24,9 +24,10 @@ waits for its answer before going on: with no reuse every request costs the
 same, so a sample gives its latency without waiting through the pauses.
 
 With ``oracle``, just before each request and each ``didChange`` the replay tells
-the server what the typist is about to type at the cursor (``codegemma/benchOracle``, which only a
-server started with ``serve --bench-oracle`` accepts), so generation stops where a
-real model's would: the random weights then cost what real ones would.
+the server what the typist is about to type at the cursor
+(``codegemma/benchOracle``, which only a server started with ``serve
+--bench-oracle`` accepts), so generation stops where a real model's would: the
+random weights then cost what real ones would.
 
 The log keeps the typist's pauses: each recorded wait of at least
 ``PAUSE_MIN_MS``, from the step taken before it to the step that ends it (a
