@@ -1088,14 +1088,24 @@ class DocumentStore:
         return len(self._documents)
 
 
+TYPING_SPAN_LINES = 2
+"""Changes of one batch further apart than this are not someone typing in one place."""
+
+
 def cursor_after(document: Document, changes: Sequence[TextChange]) -> int | None:
     """Where an editor's cursor most likely is after ``changes`` were applied to
-    ``document``: the end of the last change's new text, as a str offset. None for a
-    whole-text replacement, which says nothing about the cursor."""
+    ``document``: the end of the last change's new text, as a str offset.
+
+    None when the batch says nothing about it: a whole-text replacement, or changes spread
+    over lines far apart (a formatter's or a rename's edits), not typing at one place."""
     if not changes:
         return None
     last = changes[-1]
     if last.start is None:
         return None
+    line = last.start[0]
+    for change in changes:
+        if change.start is None or abs(change.start[0] - line) > TYPING_SPAN_LINES:
+            return None
     # Text before the last change's start is the same before and after it.
     return document.resolve(*last.start).offset + len(last.text)

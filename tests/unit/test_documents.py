@@ -501,6 +501,11 @@ def test_edits_since_forgets_beyond_its_history() -> None:
             [TextChange((1, 4), (1, 4), "\n    ")], len("def f():\n    \n    "), id="enter"
         ),
         pytest.param([TextChange(None, None, "y = 1\n")], None, id="whole-text"),
+        pytest.param(
+            [TextChange((0, 0), (0, 0), "# x\n"), TextChange((4, 0), (4, 0), "z")],
+            None,
+            id="spread: a formatter, not typing",
+        ),
         pytest.param([], None, id="none"),
     ],
 )
