@@ -53,6 +53,7 @@ from codegemma_lsp.service import Answer, CompletionService, current_request_id
 from codegemma_lsp.stats import Stats
 from codegemma_lsp.tcp_auth import (
     FIRST_MESSAGE_BYTES,
+    SERVER_NOT_INITIALIZED,
     Refusal,
     first_message_refusal,
     without_token,
@@ -90,7 +91,6 @@ SLOW_ADVICE = (
     "busy apps competing for the cores (model.threads)."
 )
 
-_SERVER_NOT_INITIALIZED = -32002
 _INVALID_REQUEST = -32600
 _PARSE_ERROR = -32700
 
@@ -189,14 +189,14 @@ class CodeGemmaProtocol(LanguageServerProtocol):
         msg_id = getattr(message, "id", None)
         if isinstance(message, _UnreadableRequest):
             if not pygls_shim.initialized(self) and method != types.INITIALIZE:
-                self._send_error(msg_id, _SERVER_NOT_INITIALIZED, "server not initialized")
+                self._send_error(msg_id, SERVER_NOT_INITIALIZED, "server not initialized")
             else:
                 log.warning("%s: invalid params (%s)", method, message.error)
                 self._send_error(msg_id, message.error.code, f"invalid params for {method}")
             return
         is_request = method is not None and msg_id is not None
         if is_request and method != types.INITIALIZE and not pygls_shim.initialized(self):
-            self._send_error(msg_id, _SERVER_NOT_INITIALIZED, "server not initialized")
+            self._send_error(msg_id, SERVER_NOT_INITIALIZED, "server not initialized")
             return
         if is_request and pygls_shim.shutdown_requested(self) and method != types.EXIT:
             self._send_error(msg_id, _INVALID_REQUEST, "server is shutting down")
