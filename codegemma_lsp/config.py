@@ -24,7 +24,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 CommentScope = Literal["off", "line", "block"]
-MultiLine = Literal["auto", "on", "off"]
+AutoSwitch = Literal["auto", "on", "off"]
+"""A switch the pacing rule may set (``auto``), or that the user pins."""
+MultiLine = AutoSwitch
 FimMode = Literal["psm", "psm-line", "spm", "spm2"]
 """Prompt layouts (:mod:`codegemma_lsp.prompt` builds them); defined here, below every layer,
 so that config imports nothing of the pipeline."""
@@ -123,7 +125,7 @@ class EngineSettings:
     """Memory for KV snapshots of recently used documents, so switching files is cheap."""
     prewarm: bool = True
     """Evaluate a document's prompt when it is opened and after an accept, while idle."""
-    eager_start: MultiLine = "auto"
+    eager_start: AutoSwitch = "auto"
     """Start the completion the editor is about to ask for as soon as an edit arrives, at
     the cursor the edit left, so the editor's debounce is spent generating (``on``), or
     wait for the request (``off``). ``auto``: on where generation is slow (a CPU), as
@@ -273,7 +275,7 @@ _LITERALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("fim", "mode"): get_args(FimMode),
     ("completion", "comments"): get_args(CommentScope),
     ("completion", "multi_line"): get_args(MultiLine),
-    ("engine", "eager_start"): get_args(MultiLine),
+    ("engine", "eager_start"): get_args(AutoSwitch),
     ("model", "kv_type"): get_args(KvType),
     ("model", "prompt_format"): get_args(PromptFormat),
 }

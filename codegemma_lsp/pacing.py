@@ -43,7 +43,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, replace
 
-from codegemma_lsp.config import MultiLine, Settings
+from codegemma_lsp.config import AutoSwitch, MultiLine, Settings
 from codegemma_lsp.engine.speed import MachineSpeed
 
 RELOCATION_S = 1.5
@@ -83,7 +83,7 @@ class Pins:
     suffix_tokens: int = 0
     middle_tokens: int = 0
     multi_line: MultiLine = "auto"
-    eager_start: MultiLine = "auto"
+    eager_start: AutoSwitch = "auto"
 
 
 @dataclass(frozen=True)

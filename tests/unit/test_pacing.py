@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegemma_lsp.config import MultiLine, parse_settings
+from codegemma_lsp.config import AutoSwitch, parse_settings
 from codegemma_lsp.engine.speed import MachineSpeed
 from codegemma_lsp.pacing import (
     MIN_PAUSES,
@@ -93,7 +93,7 @@ def test_pinned_values_are_kept(pins: Pins, expected: Pacing) -> None:
     ],
 )
 def test_eager_start_where_generation_is_slow(
-    speed: MachineSpeed | None, pin: MultiLine, eager: bool
+    speed: MachineSpeed | None, pin: AutoSwitch, eager: bool
 ) -> None:
     assert derive_pacing(speed, 700.0, Pins(eager_start=pin)).eager_start is eager
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from codegemma_lsp.completion import ContextProvider
-from codegemma_lsp.config import EngineSettings, MultiLine, Settings, SettingsSources
+from codegemma_lsp.config import AutoSwitch, EngineSettings, Settings, SettingsSources
 from codegemma_lsp.context.index import ContextIndex
 from codegemma_lsp.documents import Document, DocumentSnapshot, TextChange
 from codegemma_lsp.engine.base import Backend, CancelToken, Generation, GenerationPolicy
@@ -347,7 +347,7 @@ async def test_a_finished_eager_start_answers_the_request_from_the_cache() -> No
 
 
 @pytest.mark.parametrize("eager_start", ["off", "auto"])
-async def test_no_eager_start_unless_it_is_on(eager_start: MultiLine) -> None:
+async def test_no_eager_start_unless_it_is_on(eager_start: AutoSwitch) -> None:
     # "auto" is "off" here: the fake has no measured speed (pacing decides from it).
     fake = FakeBackend("result += 1")
     settings = Settings(engine=EngineSettings(eager_start=eager_start))
